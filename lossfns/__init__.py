@@ -1,0 +1,48 @@
+"""lossfns: segmentation losses with the same numbers in NumPy, PyTorch, JAX and TensorFlow.
+
+The core is pure functions over the Python array API (through ``array-api-compat``); it
+imports no deep-learning framework. Framework classes live in ``lossfns.adapters``.
+"""
+
+from .compound import combo_loss, hybrid_focal_loss
+from .confusion import Confusion, confusion_terms
+from .distribution import (
+    binary_crossentropy,
+    binary_focal_loss,
+    categorical_crossentropy,
+    categorical_focal_loss,
+)
+from .region import dice_loss, f1_loss, focal_tversky_loss, iou_loss, jaccard_loss, tversky_loss
+from .unified_focal import (
+    asymmetric_focal_loss,
+    asymmetric_focal_tversky_loss,
+    asymmetric_unified_focal_loss,
+    symmetric_focal_loss,
+    symmetric_focal_tversky_loss,
+    symmetric_unified_focal_loss,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Confusion",
+    "asymmetric_focal_loss",
+    "asymmetric_focal_tversky_loss",
+    "asymmetric_unified_focal_loss",
+    "binary_crossentropy",
+    "binary_focal_loss",
+    "categorical_crossentropy",
+    "categorical_focal_loss",
+    "combo_loss",
+    "confusion_terms",
+    "dice_loss",
+    "f1_loss",
+    "focal_tversky_loss",
+    "hybrid_focal_loss",
+    "iou_loss",
+    "jaccard_loss",
+    "symmetric_focal_loss",
+    "symmetric_focal_tversky_loss",
+    "symmetric_unified_focal_loss",
+    "tversky_loss",
+]

@@ -1,0 +1,71 @@
+"""Resolve the array namespace of the inputs.
+
+``array_api_compat.array_namespace`` covers NumPy, CuPy, PyTorch, JAX, Dask and
+array-api-strict; TensorFlow tensors go through the small shim in
+:mod:`lossfns._tensorflow_namespace`. No framework is imported here: a TensorFlow tensor
+can only exist if TensorFlow is already imported.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _is_tensorflow(x) -> bool:
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return False
+    return isinstance(x, (tf.Tensor, tf.Variable))
+
+
+def array_namespace(**named_arrays):
+    """The one namespace shared by the given arrays (``None`` values are skipped).
+
+    Arrays are passed by keyword so that a mix of libraries is reported with the argument
+    names: ``TypeError: y_true is a torch array but y_pred is a numpy array``.
+    """
+    from array_api_compat import array_namespace as compat_namespace
+
+    named = {k: v for k, v in named_arrays.items() if v is not None}
+    kinds = {}
+    for name, value in named.items():
+        if _is_tensorflow(value):
+            kinds[name] = "tensorflow"
+            continue
+        try:
+            kinds[name] = compat_namespace(value).__name__.replace("array_api_compat.", "")
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an array (NumPy, PyTorch, JAX, TensorFlow or another "
+                f"array API library), got {type(value).__name__}"
+            ) from None
+    if len(set(kinds.values())) > 1:
+        (first, first_kind), *rest = kinds.items()
+        other, other_kind = next((n, k) for n, k in rest if k != first_kind)
+        raise TypeError(
+            f"{other} is a {other_kind} array but {first} is a {first_kind} array; "
+            "pass arrays from one library"
+        )
+    if "tensorflow" in kinds.values():
+        from . import _tensorflow_namespace
+
+        return _tensorflow_namespace
+    return compat_namespace(*named.values())
+
+
+def is_traced(x) -> bool:
+    """Whether ``x`` is a symbolic value inside jit/compile/tf.function tracing."""
+    module = type(x).__module__
+    if module.startswith("jax"):
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if module.startswith("torch"):
+        import torch
+
+        return bool(torch.compiler.is_compiling() or torch.jit.is_tracing())
+    if _is_tensorflow(x):
+        import tensorflow as tf
+
+        return not tf.executing_eagerly()
+    return False

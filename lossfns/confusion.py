@@ -1,0 +1,90 @@
+"""Confusion terms: the additive sufficient statistics of every region loss (SPEC §3)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from . import numerics as nx
+from .inputs import PreparedInputs, prepare
+
+
+class Confusion(NamedTuple):
+    """Soft confusion counts, each ``[batch, classes]`` (``[classes]`` with ``batch=True``)."""
+
+    tp: object
+    fp: object
+    fn: object
+    tn: object
+
+
+class ConfusionSums(NamedTuple):
+    """``Σ m·y·p``, ``Σ m·p`` and ``Σ m·y``: one pass over the data gives all of them."""
+
+    tp: object
+    predicted: object
+    actual: object
+
+    @property
+    def fp(self):
+        return self.predicted - self.tp
+
+    @property
+    def fn(self):
+        return self.actual - self.tp
+
+
+def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
+    """Per-class sums over ``inputs.reduce_axes``; the class axis is kept, so ``[B, C]``.
+
+    Sparse labels are never expanded to a float one-hot: the boolean ``labels == c``
+    selects the probabilities inside the sum.
+    """
+    xp, axes, m = inputs.xp, inputs.reduce_axes, inputs.weights
+    p = inputs.probs
+    mp = p if m is None else p * m
+    if inputs.target is not None:
+        y = inputs.target
+        tp = nx.blocked_sum(xp, mp * y, axes)
+        actual = nx.blocked_sum(xp, y if m is None else y * m, axes)
+    else:
+        hit = inputs.class_mask()
+        zero = inputs.constant(0.0)
+        tp = nx.blocked_sum(xp, xp.where(hit, mp, zero), axes)
+        counted = xp.astype(hit, inputs.dtype) if m is None else xp.where(hit, m, zero)
+        actual = nx.blocked_sum(xp, counted, axes)
+    predicted = nx.blocked_sum(xp, mp, axes)
+    return ConfusionSums(tp, predicted, actual)
+
+
+def confusion_terms(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None,
+                    ignore_index=None, batch=False, validate=False) -> Confusion:
+    r"""Soft true/false positives/negatives per sample and class.
+
+    .. math::
+        TP = \sum m\,y\,p \quad FP = \sum m\,(1-y)\,p \quad
+        FN = \sum m\,y\,(1-p) \quad TN = \sum m\,(1-y)\,(1-p)
+
+    summed over the spatial axes (and the batch axis with ``batch=True``); ``m`` is the
+    mask (1 where none). The terms are additive over shards of the data.
+
+    Args:
+      y_true: dense labels ``[batch, ..., classes]`` or integer labels without the class axis.
+      y_pred: probabilities (or logits, see ``from_logits``) ``[batch, ..., classes]``.
+      class_axis, from_logits, mask, ignore_index, batch, validate: see SPEC §2.
+
+    Returns:
+      ``Confusion(tp, fp, fn, tn)``, each ``[batch, classes]`` or ``[classes]``.
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate)
+    sums = confusion_sums(inputs)
+    xp = inputs.xp
+    axes = inputs.reduce_axes + (inputs.class_axis,)
+    if inputs.weights is None:
+        one_class = xp.take(inputs.probs, xp.asarray([0], device=inputs.device), axis=inputs.class_axis)
+        total = nx.blocked_sum(xp, xp.ones_like(one_class), axes)
+    else:
+        total = nx.blocked_sum(xp, inputs.weights, axes)
+    total = xp.expand_dims(total, axis=-1)
+    tn = total - sums.predicted - sums.actual + sums.tp
+    return Confusion(sums.tp, sums.fp, sums.fn, tn)

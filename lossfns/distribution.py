@@ -1,0 +1,209 @@
+"""Distribution losses: binary and categorical cross-entropy and focal loss (SPEC §5).
+
+Per-element losses, averaged over the elements of each sample with the mask as weights.
+With probabilities, ``p`` is clipped to ``[1e-7, 1 - 1e-7]`` inside the logs and focal
+factors; with logits every log comes from log-softmax / log-sigmoid and nothing is clipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import numerics as nx
+from . import validation as v
+from .inputs import PreparedInputs, prepare
+
+
+def class_constants(num_classes: int, background: int, *, background_value: float, rare_value: float):
+    """A per-class tuple: ``background_value`` at ``background``, ``rare_value`` elsewhere."""
+    return tuple(background_value if c == background else rare_value for c in range(num_classes))
+
+
+def _per_label(inputs: PreparedInputs, values: Sequence[float]):
+    """``values[label]`` per element for sparse labels, without a one-hot."""
+    xp = inputs.xp
+    if len(set(values)) == 1:
+        return inputs.constant(values[0])
+    table = xp.asarray(values, dtype=inputs.dtype, device=inputs.device)
+    flat = xp.reshape(inputs.labels, (-1,))
+    return xp.reshape(xp.take(table, flat), tuple(inputs.labels.shape))
+
+
+def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background_gamma: float,
+                 is_background):
+    """``(1 - p)**γ`` with its own γ for the background class, from a guarded power."""
+    xp = inputs.xp
+    rare = nx.guarded_power(xp, complement, gamma)
+    if background_gamma == gamma:
+        return rare
+    return xp.where(is_background, nx.guarded_power(xp, complement, background_gamma), rare)
+
+
+def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequence[float],
+                                gamma: float, background_gamma: float | None = None,
+                                background: int = 0):
+    r"""Per-sample mean of ``Σ_c w_c (1 - p_c)^{γ_c} (-y_c \log p_c)``.
+
+    ``γ_c`` is ``background_gamma`` for the background class and ``gamma`` for the others.
+    This one term gives categorical cross-entropy, categorical focal loss, the weighted
+    cross-entropy of Combo loss and both focal losses of the Unified Focal family.
+    """
+    xp = inputs.xp
+    background_gamma = gamma if background_gamma is None else background_gamma
+    focal = gamma != 0 or background_gamma != 0
+    if inputs.target is None:  # sparse: gather the labelled class, never a one-hot
+        terms = -inputs.gather(inputs.log_probs) * _per_label(inputs, class_weights)
+        if focal:
+            is_background = inputs.labels == background
+            terms = terms * focal_factor(
+                inputs, inputs.gather(inputs.complement), gamma=gamma,
+                background_gamma=background_gamma, is_background=is_background,
+            )
+    else:
+        terms = -(inputs.target * inputs.log_probs)
+        if len(set(class_weights)) > 1:
+            terms = terms * inputs.class_vector(class_weights)
+        elif class_weights[0] != 1.0:
+            terms = terms * inputs.constant(class_weights[0])
+        if focal:
+            is_background = inputs.class_vector(
+                class_constants(inputs.num_classes, background, background_value=1.0, rare_value=0.0)
+            ) > inputs.constant(0.5)
+            terms = terms * focal_factor(
+                inputs, inputs.complement, gamma=gamma, background_gamma=background_gamma,
+                is_background=is_background,
+            )
+        terms = xp.sum(terms, axis=inputs.class_axis, keepdims=True)
+    return inputs.weighted_mean(terms)
+
+
+def _binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float):
+    """Per-sample mean over elements and channels of the binary (focal) cross-entropy.
+
+    The focal factors are ``exp(γ·log(1-p))`` and ``exp(γ·log p)``: finite for logits of any
+    size and exactly 1 at γ = 0.
+    """
+    xp = inputs.xp
+    log_p, log_q = inputs.log_probs, inputs.log_complement
+    positive, negative = -log_p, -log_q
+    if gamma != 0:
+        g = inputs.constant(gamma)
+        positive = positive * xp.exp(g * log_q)
+        negative = negative * xp.exp(g * log_p)
+    if alpha is not None:
+        positive = positive * inputs.constant(alpha)
+        negative = negative * inputs.constant(1.0 - alpha)
+    if inputs.target is not None:
+        y = inputs.target
+        terms = y * positive + (inputs.constant(1.0) - y) * negative
+    else:
+        terms = xp.where(inputs.class_mask(), positive, negative)
+    return inputs.weighted_mean(xp.mean(terms, axis=inputs.class_axis, keepdims=True))
+
+
+def binary_crossentropy(y_true, y_pred, **options):
+    r"""Binary cross-entropy, averaged over channels and elements.
+
+    .. math::
+        \ell = \operatorname{mean}_c -\left[y_c \log p_c + (1 - y_c)\log(1 - p_c)\right]
+
+    Every channel is an independent binary problem (multi-label); logits always go through
+    a sigmoid. Matches ``keras.losses.BinaryCrossentropy`` per sample.
+
+    Args:
+      y_true: dense labels in [0, 1] of ``y_pred``'s shape, or integer labels (for a single
+        channel the 0/1 label map itself; for C channels class indices, one-hot per element).
+      y_pred: probabilities, or logits with ``from_logits=True``/``"sigmoid"``.
+      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
+        ``validate`` (SPEC §2).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+    """
+    inputs = prepare(y_true, y_pred, binary_loss=True, **options)
+    return _binary_focal_crossentropy(inputs, alpha=None, gamma=0.0)
+
+
+def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, **options):
+    r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
+
+    .. math::
+        \ell = \operatorname{mean}_c -\left[\alpha\,y\,(1-p)^{\gamma}\log p
+               + (1-\alpha)(1-y)\,p^{\gamma}\log(1-p)\right]
+
+    ``alpha=None`` weighs both terms 1. Matches ``keras.losses.BinaryFocalCrossentropy``
+    (``apply_class_balancing=True``) for 0/1 labels.
+
+    Args:
+      y_true, y_pred, **options: as in :func:`binary_crossentropy`.
+      alpha: weight of the positive term in [0, 1], or ``None``.
+      gamma: focusing exponent, >= 0.
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+    """
+    if alpha is not None:
+        alpha = v.check_unit_interval("alpha", alpha)
+    gamma = v.check_nonnegative("gamma", gamma)
+    inputs = prepare(y_true, y_pred, binary_loss=True, **options)
+    return _binary_focal_crossentropy(inputs, alpha=alpha, gamma=gamma)
+
+
+def categorical_crossentropy(y_true, y_pred, **options):
+    r"""Categorical cross-entropy, averaged over elements.
+
+    .. math::
+        \ell = -\sum_c y_c \log p_c
+
+    A single-channel input is expanded to ``[1 - p, p]``. With ``from_logits=True`` the
+    log-probabilities come from a log-softmax over the class axis.
+
+    Args:
+      y_true: dense labels of ``y_pred``'s shape, or integer class indices.
+      y_pred: probabilities (summing to 1 over the class axis) or logits.
+      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
+        ``validate`` (SPEC §2).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+    """
+    inputs = prepare(y_true, y_pred, **options).with_two_channels()
+    return weighted_focal_crossentropy(inputs, class_weights=(1.0,), gamma=0.0)
+
+
+def categorical_focal_weights(name: str, alpha, num_classes: int):
+    """``alpha`` of the categorical focal loss as one weight per class."""
+    alpha = v.check_weights(name, alpha, allow_scalar=True)
+    if alpha is None:
+        return (1.0,) * num_classes
+    if isinstance(alpha, float):
+        return (alpha,) * num_classes
+    v.check_length(name, alpha, num_classes)
+    return alpha
+
+
+def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, **options):
+    r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
+
+    .. math::
+        \ell = -\sum_c \alpha_c\,(1 - p_c)^{\gamma}\,y_c \log p_c
+
+    Args:
+      y_true, y_pred, **options: as in :func:`categorical_crossentropy`.
+      alpha: ``None`` (every class 1), one number for every class, or one per class.
+      gamma: focusing exponent, >= 0.
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+    """
+    gamma = v.check_nonnegative("gamma", gamma)
+    v.check_weights("alpha", alpha, allow_scalar=True)
+    inputs = prepare(y_true, y_pred, **options).with_two_channels()
+    weights = categorical_focal_weights("alpha", alpha, inputs.num_classes)
+    return weighted_focal_crossentropy(inputs, class_weights=weights, gamma=gamma)

@@ -1,0 +1,288 @@
+"""Input preparation shared by every loss (SPEC §2).
+
+:func:`prepare` turns ``(y_true, y_pred)`` and the common options into a
+:class:`PreparedInputs`: probabilities in the compute dtype with the class axis where the
+caller put it (no transpose), labels either dense or sparse, and one element weight array
+combining ``mask`` and ``ignore_index``. Log terms are derived lazily and from logits where
+there are logits, so a region loss never pays for them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from . import numerics as nx
+from . import validation as v
+from ._namespace import array_namespace
+
+
+class PreparedInputs:
+    """Inputs of one loss call, ready for the confusion sums and per-element terms.
+
+    Attributes:
+      xp: the array namespace.
+      class_axis: positive index of the class axis (never 0, the batch axis).
+      reduce_axes: the axes summed per sample: every axis but batch and class, plus the
+        batch axis when ``batch=True``.
+      num_classes: size of the class axis.
+      probs: probabilities, unclipped, in the compute dtype.
+      target: dense labels in the compute dtype, or ``None`` for sparse labels.
+      labels: sparse integer labels with a size-1 class axis (``ignore_index`` replaced by 0),
+        or ``None``.
+      weights: element weights with a size-1 class axis, broadcast to the full element shape,
+        or ``None`` (every element weighs 1).
+    """
+
+    def __init__(self, xp, *, class_axis, reduce_axes, probs, target=None, labels=None,
+                 weights=None, logits=None, activation=None, log_probs=None):
+        self.xp = xp
+        self.class_axis = class_axis
+        self.reduce_axes = reduce_axes
+        self.probs = probs
+        self.target = target
+        self.labels = labels
+        self.weights = weights
+        self._logits = logits
+        self._activation = activation  # None, "softmax" or "sigmoid"
+        self._given_log_probs = log_probs
+        self.num_classes = probs.shape[class_axis]
+
+    @property
+    def dtype(self):
+        return self.probs.dtype
+
+    @property
+    def device(self):
+        return nx.device_of(self.xp, self.probs)
+
+    def constant(self, value):
+        return nx.full_like_scalar(self.xp, value, self.probs)
+
+    def class_vector(self, values):
+        """A per-class constant shaped to broadcast along the class axis."""
+        shape = [1] * self.probs.ndim
+        shape[self.class_axis] = len(values)
+        vec = self.xp.asarray(values, dtype=self.dtype, device=self.device)
+        return self.xp.reshape(vec, tuple(shape))
+
+    @cached_property
+    def log_probs(self):
+        """``log p``: from log-softmax / log-sigmoid with logits, else ``log(clip(p))``."""
+        xp = self.xp
+        if self._given_log_probs is not None:
+            return self._given_log_probs
+        if self._activation == "softmax":
+            return nx.log_softmax(xp, self._logits, self.class_axis)
+        if self._activation == "sigmoid":
+            return nx.log_sigmoid(xp, self._logits)
+        return xp.log(nx.clip_probability(xp, self.probs))
+
+    @cached_property
+    def log_complement(self):
+        """``log(1 - p)`` for the binary losses (sigmoid or probabilities only)."""
+        xp = self.xp
+        if self._activation == "sigmoid":
+            return nx.log_sigmoid(xp, -self._logits)
+        if self._activation == "softmax":
+            raise ValueError("from_logits='softmax' is not valid for a binary loss")
+        return xp.log(self.constant(1.0) - nx.clip_probability(xp, self.probs))
+
+    @cached_property
+    def complement(self):
+        """``1 - p``, the base of the focal factor ``(1 - p)**gamma`` (clipped like the log)."""
+        xp = self.xp
+        if self._activation == "sigmoid":
+            return nx.sigmoid(xp, -self._logits)
+        if self._activation == "softmax" or self._given_log_probs is not None:
+            return self.constant(1.0) - self.probs
+        return self.constant(1.0) - nx.clip_probability(xp, self.probs)
+
+    def class_mask(self):
+        """Boolean ``labels == c`` over the class axis (sparse labels only)."""
+        classes = self.xp.arange(self.num_classes, dtype=self.labels.dtype, device=self.device)
+        shape = [1] * self.probs.ndim
+        shape[self.class_axis] = self.num_classes
+        return self.labels == self.xp.reshape(classes, tuple(shape))
+
+    def gather(self, x):
+        """``x`` at each element's labelled class: shape of ``x`` with a size-1 class axis."""
+        return self.xp.take_along_axis(x, self.labels, axis=self.class_axis)
+
+    def weighted_mean(self, per_element):
+        """Mean of a per-element term (size-1 class axis) over ``reduce_axes``, mask-weighted.
+
+        ``Σ m·ℓ / Σ m``, and 0 where a sample is fully masked.
+        """
+        xp = self.xp
+        axes = self.reduce_axes + (self.class_axis,)
+        if self.weights is None:
+            return nx.blocked_mean(xp, per_element, axes)
+        total = nx.blocked_sum(xp, per_element * self.weights, axes)
+        return nx.safe_divide(xp, total, nx.blocked_sum(xp, self.weights, axes))
+
+    def with_two_channels(self):
+        """Single-channel binary input expanded to ``[1 - p, p]`` / ``[1 - y, y]`` (SPEC §6)."""
+        if self.num_classes != 1:
+            return self
+        xp, axis = self.xp, self.class_axis
+        one = self.constant(1.0)
+        if self._activation == "sigmoid":
+            probs = xp.concat([nx.sigmoid(xp, -self._logits), nx.sigmoid(xp, self._logits)], axis=axis)
+            log_probs = xp.concat(
+                [nx.log_sigmoid(xp, -self._logits), nx.log_sigmoid(xp, self._logits)], axis=axis
+            )
+        else:
+            probs = xp.concat([one - self.probs, self.probs], axis=axis)
+            log_probs = None
+        target = None if self.target is None or self.labels is not None else xp.concat(
+            [one - self.target, self.target], axis=axis
+        )
+        return PreparedInputs(
+            xp, class_axis=axis, reduce_axes=self.reduce_axes, probs=probs, target=target,
+            labels=self.labels, weights=self.weights, log_probs=log_probs,
+        )
+
+
+def _is_integer(xp, dtype) -> bool:
+    return xp.isdtype(dtype, "integral")
+
+
+def _compute_dtype(xp, y_pred):
+    if not xp.isdtype(y_pred.dtype, "real floating"):
+        raise TypeError(f"y_pred must be a floating-point array, got dtype {y_pred.dtype}")
+    if xp.finfo(y_pred.dtype).bits < 32:
+        return xp.float32  # half precision is accumulated in float32 (SPEC §2)
+    return y_pred.dtype
+
+
+def _activation(from_logits, num_classes: int, binary_loss: bool):
+    v.check_choice("from_logits", from_logits, v.FROM_LOGITS)
+    if from_logits is False:
+        return None
+    if binary_loss:
+        if from_logits == "softmax":
+            raise ValueError("from_logits='softmax' is not valid for a binary loss; use True or 'sigmoid'")
+        return "sigmoid"
+    if from_logits is True:
+        return "softmax" if num_classes > 1 else "sigmoid"
+    if from_logits == "softmax" and num_classes == 1:
+        raise ValueError("from_logits='softmax' needs more than one class; y_pred has 1 class")
+    return from_logits
+
+
+def _split_labels(xp, y_true, y_pred_shape, class_axis):
+    """Return ``(target, labels)``: dense labels, or integer labels with a size-1 class axis."""
+    pred_shape = tuple(y_pred_shape)
+    true_shape = tuple(y_true.shape)
+    without_class = pred_shape[:class_axis] + pred_shape[class_axis + 1:]
+    with_unit_class = pred_shape[:class_axis] + (1,) + pred_shape[class_axis + 1:]
+    if v.shapes_match(true_shape, pred_shape) and (
+        pred_shape[class_axis] != 1 or not _is_integer(xp, y_true.dtype)
+    ):
+        if not (xp.isdtype(y_true.dtype, "numeric") or xp.isdtype(y_true.dtype, "bool")):
+            raise TypeError(f"y_true must be real or bool, got dtype {y_true.dtype}")
+        return y_true, None
+    if len(true_shape) == len(without_class) and v.shapes_match(true_shape, without_class):
+        labels = xp.expand_dims(y_true, axis=class_axis)
+    elif v.shapes_match(true_shape, with_unit_class):
+        labels = y_true
+    else:
+        raise ValueError(
+            f"y_true shape {v.format_shape(true_shape)} does not match y_pred shape "
+            f"{v.format_shape(pred_shape)} (dense labels have y_pred's shape; sparse labels "
+            "drop the class axis or give it size 1)"
+        )
+    if not _is_integer(xp, labels.dtype):
+        raise TypeError(f"sparse y_true (class indices) must have an integer dtype, got {labels.dtype}")
+    return None, labels
+
+
+def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype):
+    """One weight array from ``mask`` and ``ignore_index`` (``None`` when neither is given).
+
+    The result has ``probs``' shape with a size-1 class axis, so that ``Σ m`` counts the
+    elements a mask of per-sample weights (``[batch, 1, ..., 1]``) stands for.
+    """
+    weights = None
+    if mask is not None:
+        ndim = probs.ndim
+        if mask.ndim == ndim - 1:
+            mask = xp.expand_dims(mask, axis=class_axis)
+        elif mask.ndim != ndim or mask.shape[class_axis] not in (1, None):
+            raise ValueError(
+                f"mask shape {v.format_shape(mask.shape)} must be y_pred's shape without the "
+                f"class axis (or with a size-1 class axis); y_pred has shape {v.format_shape(probs.shape)}"
+            )
+        weights = xp.astype(mask, dtype)
+        unit_shape = tuple(1 if a == class_axis else s for a, s in enumerate(probs.shape))
+        if tuple(weights.shape) != unit_shape or None in unit_shape:
+            one_class = xp.take(probs, xp.asarray([0], device=nx.device_of(xp, probs)), axis=class_axis)
+            weights = weights * xp.ones_like(one_class)
+    if ignore_index is not None:
+        keep = xp.astype(labels != ignore_index, dtype)
+        weights = keep if weights is None else weights * keep
+    return weights
+
+
+def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
+            batch=False, validate=False, binary_loss=False) -> PreparedInputs:
+    """Validate and normalise the inputs of any loss (SPEC §2).
+
+    Args:
+      y_true: dense labels (``y_pred``'s shape) or integer class indices (class axis absent
+        or of size 1).
+      y_pred: probabilities or logits, ``[batch, d1, ..., dk, classes]`` by default.
+      class_axis: the class axis of ``y_pred``.
+      from_logits: ``False``, ``True``, ``"softmax"`` or ``"sigmoid"``.
+      mask: element weights, ``y_pred``'s shape without the class axis (broadcastable).
+      ignore_index: label value excluded from every sum (integer labels only).
+      batch: reduce over the batch axis too.
+      validate: check label and probability ranges (eager only).
+      binary_loss: the caller is a binary loss (sigmoid only, per-channel targets).
+    """
+    xp = array_namespace(y_true=y_true, y_pred=y_pred, mask=mask)
+    axis = v.check_class_axis(class_axis, y_pred.ndim)
+    v.check_bool("batch", batch)
+    v.check_bool("validate", validate)
+    ignore_index = v.check_int("ignore_index", ignore_index, allow_none=True)
+    dtype = _compute_dtype(xp, y_pred)
+    num_classes = y_pred.shape[axis]
+    activation = _activation(from_logits, num_classes, binary_loss)
+
+    target, labels = _split_labels(xp, y_true, y_pred.shape, axis)
+    if ignore_index is not None and labels is None:
+        raise ValueError("ignore_index needs integer class labels in y_true; got dense labels")
+    if validate:
+        v.check_data_ranges(
+            xp, y_pred=None if activation else y_pred,
+            y_true=target if target is not None and not xp.isdtype(target.dtype, "bool") else None,
+            labels=labels, num_classes=max(num_classes, 2),  # a single channel takes 0/1 labels
+            ignore_index=ignore_index,
+        )
+
+    y_pred = xp.astype(y_pred, dtype) if y_pred.dtype != dtype else y_pred
+    logits = y_pred if activation else None
+    if activation == "softmax":
+        probs = xp.exp(nx.log_softmax(xp, logits, axis))
+    elif activation == "sigmoid":
+        probs = nx.sigmoid(xp, logits)
+    else:
+        probs = y_pred
+
+    weights = _element_weights(xp, mask, labels, ignore_index, probs=probs, class_axis=axis, dtype=dtype)
+    if labels is not None:
+        if ignore_index is not None:
+            labels = xp.where(labels == ignore_index, xp.zeros_like(labels), labels)
+        if num_classes == 1:
+            # A single-channel binary input with a 0/1 label map: the label is the target.
+            target = xp.astype(labels, dtype)
+    if target is not None and target.dtype != dtype:
+        target = xp.astype(target, dtype)
+
+    spatial = tuple(a for a in range(1, y_pred.ndim) if a != axis)
+    reduce_axes = ((0,) if batch else ()) + spatial
+    return PreparedInputs(
+        xp, class_axis=axis, reduce_axes=reduce_axes, probs=probs, target=target,
+        labels=labels if num_classes > 1 or not binary_loss else None, weights=weights,
+        logits=logits, activation=activation,
+    )

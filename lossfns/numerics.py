@@ -1,0 +1,117 @@
+"""Numerically guarded building blocks shared by every loss.
+
+Everything here takes the array namespace ``xp`` first and works on any array library the
+core supports. Constants are created with the dtype and device of an input array.
+"""
+
+from __future__ import annotations
+
+import math
+
+#: Probabilities are clipped to ``[PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON]`` inside log
+#: terms and the focal factors next to them (Keras' ``backend.epsilon()``), nowhere else.
+PROBABILITY_EPSILON = 1e-7
+
+#: Below this base a fractional power is continued linearly through the origin, so the
+#: gradient of ``x**gamma`` (0 < gamma < 1) stays finite at ``x = 0``.
+POWER_FLOOR = 1e-12
+
+
+def device_of(xp, x):
+    """The device of ``x`` (``None`` where the library has no notion of one)."""
+    getter = getattr(xp, "device_of", None)
+    if getter is not None:  # our TensorFlow shim
+        return getter(x)
+    from array_api_compat import device
+
+    return device(x)
+
+
+def full_like_scalar(xp, value, like):
+    """A 0-d array holding ``value`` with the dtype and device of ``like``."""
+    return xp.asarray(value, dtype=like.dtype, device=device_of(xp, like))
+
+
+def safe_divide(xp, numerator, denominator, default: float = 0.0):
+    """``numerator / denominator`` where the denominator is non-zero, else ``default``.
+
+    The inner ``where`` keeps the division away from zero so that the gradient of the
+    unused branch is finite too (a plain ``where(d != 0, n / d, 0)`` back-propagates NaN).
+    """
+    zero = full_like_scalar(xp, 0.0, denominator)
+    one = full_like_scalar(xp, 1.0, denominator)
+    nonzero = denominator != zero
+    quotient = numerator / xp.where(nonzero, denominator, one)
+    return xp.where(nonzero, quotient, full_like_scalar(xp, default, denominator))
+
+
+def guarded_power(xp, x, exponent: float):
+    """``max(x, 0) ** exponent`` with finite values and gradients everywhere.
+
+    * ``exponent == 0`` gives exactly 1 (also at ``x = 0``, as ``0**0 = 1``).
+    * ``exponent >= 1`` is smooth at 0 and needs no guard.
+    * ``0 < exponent < 1`` has an infinite derivative at 0. Below :data:`POWER_FLOOR` the
+      function continues linearly through the origin (value ``x * floor**(exponent-1)``),
+      which keeps it continuous, exact at 0 and with a bounded slope. This is never the
+      ``x * x**(-gamma)`` form, which is NaN at a perfect prediction.
+
+    ``x`` is clamped at 0 first: a loss term ``1 - TI`` may round to ``-1e-16``.
+    """
+    exponent = float(exponent)
+    if exponent < 0:
+        raise ValueError(f"exponent must be >= 0, got {exponent}")
+    zero = full_like_scalar(xp, 0.0, x)
+    if exponent == 0.0:
+        return xp.ones_like(x)
+    x = xp.maximum(x, zero)
+    if exponent == 1.0:
+        return x
+    if exponent > 1.0:
+        return x**exponent
+    floor = full_like_scalar(xp, POWER_FLOOR, x)
+    above = x > floor
+    powered = xp.where(above, x, floor) ** exponent
+    slope = full_like_scalar(xp, POWER_FLOOR ** (exponent - 1.0), x)
+    return xp.where(above, powered, x * slope)
+
+
+def log_sigmoid(xp, z):
+    """``log(sigmoid(z)) = -log(1 + exp(-z))``, stable for logits of any magnitude."""
+    return -xp.logaddexp(full_like_scalar(xp, 0.0, z), -z)
+
+
+def sigmoid(xp, z):
+    """``sigmoid(z)`` through :func:`log_sigmoid`; ``1/(1+exp(-z))`` has a NaN gradient at -1e4."""
+    return xp.exp(log_sigmoid(xp, z))
+
+
+def log_softmax(xp, z, axis: int):
+    """Max-shifted ``z - logsumexp(z)`` along ``axis``."""
+    shifted = z - xp.max(z, axis=axis, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+def clip_probability(xp, p):
+    """Clip to ``[eps, 1 - eps]`` for log terms (Keras' convention)."""
+    low = full_like_scalar(xp, PROBABILITY_EPSILON, p)
+    high = full_like_scalar(xp, 1.0 - PROBABILITY_EPSILON, p)
+    return xp.minimum(xp.maximum(p, low), high)
+
+
+def blocked_sum(xp, x, axes, keepdims: bool = False):
+    """Sum over ``axes`` one axis at a time.
+
+    A single multi-axis float32 sum can accumulate naively (NumPy does for non-contiguous
+    reductions and stalls at 2**24); reducing axis by axis bounds every accumulation by one
+    axis length, a blocked sum that costs one extra small pass.
+    """
+    for axis in sorted(axes, reverse=True):
+        x = xp.sum(x, axis=axis, keepdims=keepdims)
+    return x
+
+
+def blocked_mean(xp, x, axes):
+    """Mean over ``axes``, axis by axis (equal group sizes make this the overall mean)."""
+    for axis in sorted(axes, reverse=True):
+        x = xp.mean(x, axis=axis)
+    return x
