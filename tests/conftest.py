@@ -1,0 +1,73 @@
+"""Shared fixtures: the ``xp`` fixture runs a test on every array library the core supports.
+
+``backend`` objects convert NumPy arrays to the library (``backend.asarray``) and back
+(``backend.to_numpy``), and know whether the library computes in float64.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class Backend:
+    def __init__(self, name, module, asarray, to_numpy, float64=True):
+        self.name = name
+        self.module = module
+        self._asarray = asarray
+        self._to_numpy = to_numpy
+        self.float64 = float64
+
+    def asarray(self, x, dtype=None):
+        x = np.asarray(x)
+        if dtype is not None:
+            x = x.astype(dtype)
+        elif x.dtype == np.float64 and not self.float64:
+            x = x.astype(np.float32)
+        return self._asarray(x)
+
+    def to_numpy(self, x):
+        return np.asarray(self._to_numpy(x))
+
+    def __repr__(self):
+        return self.name
+
+
+def _make(name):
+    if name == "numpy":
+        return Backend("numpy", np, np.asarray, np.asarray)
+    if name == "array_api_strict":
+        xs = importlib.import_module("array_api_strict")
+        return Backend(name, xs, xs.asarray, lambda x: np.asarray(x))
+    if name == "torch":
+        torch = importlib.import_module("torch")
+        return Backend(name, torch, torch.from_numpy, lambda x: x.detach().cpu().numpy())
+    if name == "jax":
+        jax = importlib.import_module("jax")
+        jax.config.update("jax_enable_x64", True)
+        return Backend(name, jax.numpy, jax.numpy.asarray, np.asarray)
+    if name == "tensorflow":
+        tf = importlib.import_module("tensorflow")
+        return Backend(name, tf, tf.constant, lambda x: x.numpy())
+    raise ValueError(name)
+
+
+BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "tensorflow")
+
+
+def load_backend(name):
+    try:
+        return _make(name)
+    except ImportError as exc:  # CI installs every framework, so nothing is skipped there
+        pytest.skip(f"{name} is not installed: {exc}")
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """A :class:`Backend` for each supported array library."""
+    return load_backend(request.param)
