@@ -53,6 +53,8 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
         counted = xp.astype(hit, inputs.dtype) if m is None else xp.where(hit, m, zero)
         actual = nx.blocked_sum(xp, counted, axes)
     predicted = nx.blocked_sum(xp, mp, axes)
+    if inputs.all_reduce is not None:
+        tp, predicted, actual = (inputs.all_reduce(t) for t in (tp, predicted, actual))
     return ConfusionSums(tp, predicted, actual)
 
 

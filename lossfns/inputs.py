@@ -31,11 +31,14 @@ class PreparedInputs:
         or ``None``.
       weights: element weights with a size-1 class axis, broadcast to the full element shape,
         or ``None`` (every element weighs 1).
+      all_reduce: ``None``, or a callable that sums an array over data-parallel replicas;
+        applied to every additive statistic before a formula uses it.
     """
 
     def __init__(self, xp, *, class_axis, reduce_axes, probs, target=None, labels=None,
-                 weights=None, logits=None, activation=None, log_probs=None):
+                 weights=None, logits=None, activation=None, log_probs=None, all_reduce=None):
         self.xp = xp
+        self.all_reduce = all_reduce
         self.class_axis = class_axis
         self.reduce_axes = reduce_axes
         self.probs = probs
@@ -115,10 +118,14 @@ class PreparedInputs:
         """
         xp = self.xp
         axes = self.reduce_axes + (self.class_axis,)
-        if self.weights is None:
+        if self.weights is None and self.all_reduce is None:
             return nx.blocked_mean(xp, per_element, axes)
-        total = nx.blocked_sum(xp, per_element * self.weights, axes)
-        return nx.safe_divide(xp, total, nx.blocked_sum(xp, self.weights, axes))
+        weights = xp.ones_like(per_element) if self.weights is None else self.weights
+        total = nx.blocked_sum(xp, per_element * weights, axes)
+        count = nx.blocked_sum(xp, weights, axes)
+        if self.all_reduce is not None:
+            total, count = self.all_reduce(total), self.all_reduce(count)
+        return nx.safe_divide(xp, total, count)
 
     def with_two_channels(self):
         """Single-channel binary input expanded to ``[1 - p, p]`` / ``[1 - y, y]`` (SPEC §6)."""
@@ -139,7 +146,7 @@ class PreparedInputs:
         )
         return PreparedInputs(
             xp, class_axis=axis, reduce_axes=self.reduce_axes, probs=probs, target=target,
-            labels=self.labels, weights=self.weights, log_probs=log_probs,
+            labels=self.labels, weights=self.weights, log_probs=log_probs, all_reduce=self.all_reduce,
         )
 
 
@@ -225,7 +232,7 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
 
 
 def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-            batch=False, validate=False, binary_loss=False) -> PreparedInputs:
+            batch=False, validate=False, all_reduce=None, binary_loss=False) -> PreparedInputs:
     """Validate and normalise the inputs of any loss (SPEC §2).
 
     Args:
@@ -238,6 +245,9 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
       ignore_index: label value excluded from every sum (integer labels only).
       batch: reduce over the batch axis too.
       validate: check label and probability ranges (eager only).
+      all_reduce: with ``batch=True``, a callable summing an array across data-parallel
+        replicas (``jax.lax.psum`` over a named axis, a differentiable ``all_reduce``), so the
+        loss is that of the global batch. The adapters pass it; most users never do.
       binary_loss: the caller is a binary loss (sigmoid only, per-channel targets).
     """
     xp = array_namespace(y_true=y_true, y_pred=y_pred, mask=mask)
@@ -245,6 +255,8 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
     v.check_bool("batch", batch)
     v.check_bool("validate", validate)
     ignore_index = v.check_int("ignore_index", ignore_index, allow_none=True)
+    if all_reduce is not None and (not callable(all_reduce) or not batch):
+        raise ValueError("all_reduce must be a callable and needs batch=True (per-sample losses are local)")
     dtype = _compute_dtype(xp, y_pred)
     num_classes = y_pred.shape[axis]
     activation = _activation(from_logits, num_classes, binary_loss)
@@ -284,5 +296,5 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
     return PreparedInputs(
         xp, class_axis=axis, reduce_axes=reduce_axes, probs=probs, target=target,
         labels=labels if num_classes > 1 or not binary_loss else None, weights=weights,
-        logits=logits, activation=activation,
+        logits=logits, activation=activation, all_reduce=all_reduce,
     )

@@ -11,7 +11,8 @@ from typing import Callable
 from . import compound, distribution, region, unified_focal
 from . import validation as v
 
-#: Options every loss takes (SPEC §2), besides the per-call ``mask``.
+#: Options every loss takes (SPEC §2), besides the per-call ``mask`` and the
+#: ``all_reduce`` hook that the adapters fill in for distributed batch losses.
 INPUT_OPTIONS = {"class_axis": -1, "from_logits": False, "ignore_index": None, "batch": False, "validate": False}
 #: Extra options of the region losses (SPEC §4).
 REGION_OPTIONS = {"average": "macro", "class_weights": None, "include_background": True, "background_index": 0}
