@@ -1,0 +1,5 @@
+"""``python -m lossfns`` runs the command-line tool."""
+
+from .cli import main
+
+raise SystemExit(main())
