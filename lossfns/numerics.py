@@ -61,9 +61,10 @@ def guarded_power(xp, x, exponent: float):
     if exponent < 0:
         raise ValueError(f"exponent must be >= 0, got {exponent}")
     zero = full_like_scalar(xp, 0.0, x)
-    if exponent == 0.0:
-        return xp.ones_like(x)
     x = xp.maximum(x, zero)
+    if exponent == 0.0:
+        # Built from x, not ones_like(x), so the result stays in the autograd graph.
+        return x * zero + full_like_scalar(xp, 1.0, x)
     if exponent == 1.0:
         return x
     if exponent > 1.0:

@@ -1,0 +1,118 @@
+"""Input preparation shared by every loss (SPEC §2): activations, masks, label layouts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference_region import random_inputs
+
+import lossfns
+from lossfns.inputs import prepare
+
+S2 = (4, 3)
+
+
+def _probs(xp, y_true, logits, **options):
+    """The probabilities ``prepare`` derives, as NumPy."""
+    return xp.to_numpy(prepare(xp.asarray(y_true), xp.asarray(logits), **options).probs)
+
+
+def _terms(xp, y_true, y_pred, mask=None, **options):
+    terms = lossfns.confusion_terms(xp.asarray(y_true), xp.asarray(y_pred),
+                                    mask=None if mask is None else xp.asarray(mask), **options)
+    return [xp.to_numpy(t) for t in terms]
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _softmax(z, axis):
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("class_axis", [-1, 1])
+def test_from_logits_true_is_softmax_for_several_classes(xp, class_axis):
+    y_true, logits, _ = random_inputs(30, spatial=S2, logits=True, class_axis=class_axis)
+    expected = _softmax(logits, class_axis)
+    for from_logits in (True, "softmax"):
+        got = _probs(xp, y_true, logits, from_logits=from_logits, class_axis=class_axis)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    got = _probs(xp, y_true, logits, from_logits="sigmoid", class_axis=class_axis)
+    np.testing.assert_allclose(got, _sigmoid(logits), rtol=1e-12)
+
+
+def test_from_logits_true_is_sigmoid_for_one_class(xp):
+    y_true, logits, _ = random_inputs(31, spatial=S2, num_classes=1, logits=True)
+    for from_logits in (True, "sigmoid"):
+        np.testing.assert_allclose(_probs(xp, y_true, logits, from_logits=from_logits), _sigmoid(logits),
+                                   rtol=1e-12)
+    # A softmax over one channel would be the constant 1: a region loss must see the sigmoid.
+    got = lossfns.dice_loss(xp.asarray(y_true), xp.asarray(logits), from_logits=True)
+    expected = lossfns.dice_loss(xp.asarray(y_true), xp.asarray(_sigmoid(logits)))
+    np.testing.assert_allclose(xp.to_numpy(got), xp.to_numpy(expected), rtol=1e-12)
+
+
+def test_softmax_over_one_class_is_an_error(xp):
+    y_true, logits, _ = random_inputs(32, spatial=S2, num_classes=1, logits=True)
+    with pytest.raises(ValueError, match="from_logits"):
+        prepare(xp.asarray(y_true), xp.asarray(logits), from_logits="softmax")
+    with pytest.raises(ValueError, match="from_logits"):
+        lossfns.tversky_loss(xp.asarray(y_true), xp.asarray(logits), from_logits="softmax")
+
+
+def test_extreme_logits_give_exact_probabilities(xp):
+    labels = np.array([[0, 1, 2], [2, 2, 0]])
+    logits = np.where(labels[..., None] == np.arange(3), 1e4, -1e4)
+    probs = _probs(xp, labels, logits, from_logits=True)
+    np.testing.assert_array_equal(probs, (labels[..., None] == np.arange(3)).astype(float))
+    probs = _probs(xp, labels, logits, from_logits="sigmoid")
+    np.testing.assert_array_equal(probs, (labels[..., None] == np.arange(3)).astype(float))
+
+
+@pytest.mark.parametrize("class_axis", [-1, 1])
+def test_mask_shapes(xp, class_axis):
+    """A mask without the class axis, with a size-1 class axis, or per sample, all mean the same."""
+    y_true, y_pred, mask = random_inputs(33, spatial=S2, labels="sparse", mask=True, class_axis=class_axis)
+    full = _terms(xp, y_true, y_pred, mask, class_axis=class_axis)
+    with_unit_axis = _terms(xp, y_true, y_pred, np.expand_dims(mask, class_axis), class_axis=class_axis)
+    for a, b in zip(with_unit_axis, full):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+    per_sample = np.array([0.0, 0.5, 2.0]).reshape(3, 1, 1)
+    broadcast = np.broadcast_to(per_sample, mask.shape).copy()
+    expected = _terms(xp, y_true, y_pred, broadcast, class_axis=class_axis)
+    got = _terms(xp, y_true, y_pred, per_sample, class_axis=class_axis)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    # Σm counts the elements a per-sample weight stands for: TP+FP+FN+TN = w·H·W.
+    np.testing.assert_allclose(sum(got)[:, 0], per_sample.ravel() * np.prod(S2), rtol=1e-12)
+
+
+def test_mask_of_a_wrong_shape_is_an_error(xp):
+    y_true, y_pred, mask = random_inputs(34, spatial=S2, mask=True)
+    with pytest.raises(ValueError, match="mask"):
+        _terms(xp, y_true, y_pred, np.stack([mask, mask], axis=-1))
+
+
+@pytest.mark.parametrize("layout", ["without-class-axis", "size-1-class-axis"])
+def test_single_channel_integer_label_map(xp, layout):
+    """A 0/1 integer map with one channel is the binary target itself, not class indices."""
+    labels, y_pred, mask = random_inputs(35, spatial=S2, num_classes=1, labels="sparse", mask=True)
+    as_float = labels[..., None].astype(np.float64)
+    given = labels if layout == "without-class-axis" else labels[..., None].astype(np.int32)
+    for a, b in zip(_terms(xp, given, y_pred, mask), _terms(xp, as_float, y_pred, mask)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    got = lossfns.tversky_loss(xp.asarray(given), xp.asarray(y_pred), mask=xp.asarray(mask))
+    expected = lossfns.tversky_loss(xp.asarray(as_float), xp.asarray(y_pred), mask=xp.asarray(mask))
+    np.testing.assert_allclose(xp.to_numpy(got), xp.to_numpy(expected), rtol=1e-12)
+
+
+def test_dense_labels_of_any_real_or_bool_dtype(xp):
+    y_true, y_pred, _ = random_inputs(36, spatial=S2)
+    expected = _terms(xp, y_true, y_pred)
+    for dtype in (np.float32, np.int32, np.int64, bool):
+        for a, b in zip(_terms(xp, y_true.astype(dtype), y_pred), expected):
+            np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=str(dtype))
+            assert a.dtype == np.float64  # y_pred's dtype, whatever the labels' dtype
