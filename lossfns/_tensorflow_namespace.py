@@ -92,6 +92,10 @@ def max(x, axis=None, keepdims=False):  # noqa: A001
     return tf.reduce_max(x, axis=_axis(axis), keepdims=keepdims)
 
 
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    return tf.reduce_min(x, axis=_axis(axis), keepdims=keepdims)
+
+
 def all(x, axis=None, keepdims=False):  # noqa: A001
     return tf.reduce_all(x, axis=_axis(axis), keepdims=keepdims)
 

@@ -25,7 +25,7 @@ def _per_label(inputs: PreparedInputs, values: Sequence[float]):
     if len(set(values)) == 1:
         return inputs.constant(values[0])
     table = xp.asarray(values, dtype=inputs.dtype, device=inputs.device)
-    flat = xp.reshape(inputs.labels, (-1,))
+    flat = xp.reshape(inputs.index_labels, (-1,))
     return xp.reshape(xp.take(table, flat), tuple(inputs.labels.shape))
 
 

@@ -9,8 +9,6 @@ there are logits, so a region loss never pays for them.
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from . import numerics as nx
 from . import validation as v
 from ._namespace import array_namespace
@@ -68,7 +66,7 @@ class PreparedInputs:
         vec = self.xp.asarray(values, dtype=self.dtype, device=self.device)
         return self.xp.reshape(vec, tuple(shape))
 
-    @cached_property
+    @property
     def log_probs(self):
         """``log p``: from log-softmax / log-sigmoid with logits, else ``log(clip(p))``."""
         xp = self.xp
@@ -80,7 +78,7 @@ class PreparedInputs:
             return nx.log_sigmoid(xp, self._logits)
         return xp.log(nx.clip_probability(xp, self.probs))
 
-    @cached_property
+    @property
     def log_complement(self):
         """``log(1 - p)`` for the binary losses (sigmoid or probabilities only)."""
         xp = self.xp
@@ -90,7 +88,7 @@ class PreparedInputs:
             raise ValueError("from_logits='softmax' is not valid for a binary loss")
         return xp.log(self.constant(1.0) - nx.clip_probability(xp, self.probs))
 
-    @cached_property
+    @property
     def complement(self):
         """``1 - p``, the base of the focal factor ``(1 - p)**gamma`` (clipped like the log)."""
         xp = self.xp
@@ -107,9 +105,19 @@ class PreparedInputs:
         shape[self.class_axis] = self.num_classes
         return self.labels == self.xp.reshape(classes, tuple(shape))
 
+    @property
+    def index_labels(self):
+        """The sparse labels in the library's index dtype (torch gathers with int64 only)."""
+        xp = self.xp
+        info = getattr(xp, "__array_namespace_info__", None)
+        if info is None:  # the TensorFlow shim gathers with any integer dtype
+            return self.labels
+        index_dtype = info().default_dtypes(device=self.device)["indexing"]
+        return self.labels if self.labels.dtype == index_dtype else xp.astype(self.labels, index_dtype)
+
     def gather(self, x):
         """``x`` at each element's labelled class: shape of ``x`` with a size-1 class axis."""
-        return self.xp.take_along_axis(x, self.labels, axis=self.class_axis)
+        return self.xp.take_along_axis(x, self.index_labels, axis=self.class_axis)
 
     def weighted_mean(self, per_element):
         """Mean of a per-element term (size-1 class axis) over ``reduce_axes``, mask-weighted.
@@ -222,6 +230,11 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
             )
         weights = xp.astype(mask, dtype)
         unit_shape = tuple(1 if a == class_axis else s for a, s in enumerate(probs.shape))
+        if any(m not in (1, s, None) and s is not None for m, s in zip(weights.shape, unit_shape)):
+            raise ValueError(
+                f"mask shape {v.format_shape(mask.shape)} does not broadcast to y_pred's shape "
+                f"without the class axis, {v.format_shape(unit_shape)}"
+            )
         if tuple(weights.shape) != unit_shape or None in unit_shape:
             one_class = xp.take(probs, xp.asarray([0], device=nx.device_of(xp, probs)), axis=class_axis)
             weights = weights * xp.ones_like(one_class)

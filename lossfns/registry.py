@@ -63,6 +63,7 @@ class LossSpec:
     class_name: str = ""
     aliases: tuple = field(default=())
     extra_options: tuple = ()  # ((name, default), ...) beyond INPUT_OPTIONS
+    sigmoid_only: bool = False  # the binary losses: from_logits="softmax" is an error
 
     @property
     def options(self) -> dict:
@@ -87,6 +88,8 @@ class LossSpec:
             v.check_choice("average", values["average"], v.AVERAGES)
         if "from_logits" in values:
             v.check_choice("from_logits", values["from_logits"], v.FROM_LOGITS)
+            if self.sigmoid_only and values["from_logits"] == "softmax":
+                raise ValueError(f"from_logits='softmax' is not valid for {self.name}; use True or 'sigmoid'")
         if "class_weights" in values:
             checked["class_weights"] = v.check_weights("class_weights", values["class_weights"])
         return checked
@@ -99,11 +102,13 @@ def _camel(name: str) -> str:
 _FAMILY_OPTIONS = {"region": REGION_OPTIONS, "distribution": {}, "compound": {}, "unified_focal": BACKGROUND_OPTIONS}
 
 
-def _spec(function, family, *hyperparameters, class_name=None, aliases=(), options=None):
+def _spec(function, family, *hyperparameters, class_name=None, aliases=(), options=None,
+          sigmoid_only=False):
     name = function.__name__
     extra = _FAMILY_OPTIONS[family] if options is None else options
     return LossSpec(name, function, family, tuple(hyperparameters),
-                    class_name or _camel(name).replace("Iou", "IoU"), aliases, tuple(extra.items()))
+                    class_name or _camel(name).replace("Iou", "IoU"), aliases, tuple(extra.items()),
+                    sigmoid_only)
 
 
 LOSSES: tuple[LossSpec, ...] = (
@@ -114,10 +119,11 @@ LOSSES: tuple[LossSpec, ...] = (
           _h("epsilon", 1e-5, NONNEG)),
     _spec(region.f1_loss, "region", _h("epsilon", 1e-5, NONNEG), aliases=("dice_loss",)),
     _spec(region.iou_loss, "region", _h("epsilon", 1e-5, NONNEG), aliases=("jaccard_loss",)),
-    _spec(distribution.binary_crossentropy, "distribution", class_name="BinaryCrossentropy"),
+    _spec(distribution.binary_crossentropy, "distribution", class_name="BinaryCrossentropy",
+          sigmoid_only=True),
     _spec(distribution.categorical_crossentropy, "distribution", class_name="CategoricalCrossentropy"),
     _spec(distribution.binary_focal_loss, "distribution",
-          _h("alpha", 0.25, _optional_unit_interval), _h("gamma", 2.0, NONNEG)),
+          _h("alpha", 0.25, _optional_unit_interval), _h("gamma", 2.0, NONNEG), sigmoid_only=True),
     _spec(distribution.categorical_focal_loss, "distribution",
           _h("alpha", None, _focal_alpha), _h("gamma", 2.0, NONNEG)),
     _spec(compound.combo_loss, "compound",

@@ -130,12 +130,18 @@ def check_data_ranges(xp, *, y_pred=None, y_true=None, labels=None, num_classes=
     arrays = [a for a in (y_pred, y_true, labels) if a is not None]
     if any(is_traced(a) for a in arrays):
         return
+    def value_range(x):
+        return f"[{float(xp.min(x))}, {float(xp.max(x))}]"
+
     if y_pred is not None:
         if not bool(xp.all((y_pred >= 0) & (y_pred <= 1))):
-            raise ValueError("y_pred must hold probabilities in [0, 1] (pass from_logits for logits)")
+            raise ValueError(
+                f"y_pred must hold probabilities in [0, 1] (pass from_logits for logits); "
+                f"got values in {value_range(y_pred)}"
+            )
     if y_true is not None:
         if not bool(xp.all((y_true >= 0) & (y_true <= 1))):
-            raise ValueError("y_true must hold labels in [0, 1]")
+            raise ValueError(f"y_true must hold labels in [0, 1]; got values in {value_range(y_true)}")
     if labels is not None:
         valid = (labels >= 0) & (labels < num_classes)
         if ignore_index is not None:
@@ -144,4 +150,5 @@ def check_data_ranges(xp, *, y_pred=None, y_true=None, labels=None, num_classes=
             raise ValueError(
                 f"y_true holds class indices outside [0, {num_classes})"
                 + ("" if ignore_index is None else f" other than ignore_index {ignore_index}")
+                + f"; got labels in {value_range(labels)}"
             )
