@@ -31,12 +31,15 @@ def _per_label(inputs: PreparedInputs, values: Sequence[float]):
 
 def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background_gamma: float,
                  is_background):
-    """``(1 - p)**γ`` with its own γ for the background class, from a guarded power."""
+    """``(1 - p)**γ`` with its own γ for the background class, from a guarded power.
+
+    ``complement`` is ``1 - clip(p)`` or exact from logits, never negative: no clamp needed.
+    """
     xp = inputs.xp
-    rare = nx.guarded_power(xp, complement, gamma)
+    rare = nx.guarded_power(xp, complement, gamma, clamp=False)
     if background_gamma == gamma:
         return rare
-    return xp.where(is_background, nx.guarded_power(xp, complement, background_gamma), rare)
+    return xp.where(is_background, nx.guarded_power(xp, complement, background_gamma, clamp=False), rare)
 
 
 def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequence[float],
@@ -85,17 +88,17 @@ def _binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float):
     """
     xp = inputs.xp
     log_p, log_q = inputs.log_probs, inputs.log_complement
-    positive, negative = -log_p, -log_q
+    # Signs and α folded into the weights: every full-size operation is one pass in eager mode.
+    positive_weight = -1.0 if alpha is None else -alpha
+    negative_weight = -1.0 if alpha is None else alpha - 1.0
+    positive = log_p * inputs.constant(positive_weight)
+    negative = log_q * inputs.constant(negative_weight)
     if gamma != 0:
         g = inputs.constant(gamma)
         positive = positive * xp.exp(g * log_q)
         negative = negative * xp.exp(g * log_p)
-    if alpha is not None:
-        positive = positive * inputs.constant(alpha)
-        negative = negative * inputs.constant(1.0 - alpha)
-    if inputs.target is not None:
-        y = inputs.target
-        terms = y * positive + (inputs.constant(1.0) - y) * negative
+    if inputs.target is not None:  # y·pos + (1 - y)·neg = neg + y·(pos - neg)
+        terms = negative + inputs.target * (positive - negative)
     else:
         terms = xp.where(inputs.class_mask(), positive, negative)
     return inputs.weighted_mean(xp.mean(terms, axis=inputs.class_axis, keepdims=True))

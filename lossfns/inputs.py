@@ -34,74 +34,81 @@ class PreparedInputs:
     """
 
     def __init__(self, xp, *, class_axis, reduce_axes, probs, target=None, labels=None,
-                 weights=None, logits=None, activation=None, log_probs=None, all_reduce=None):
+                 weights=None, log_probs=None, sigmoid_logits=None, all_reduce=None):
         self.xp = xp
         self.all_reduce = all_reduce
         self.class_axis = class_axis
         self.reduce_axes = reduce_axes
-        self.probs = probs
+        self._probs = probs  # derived lazily from log_probs: distribution losses never need it
+        self._reference = probs if probs is not None else log_probs  # dtype, device, shape
         self.target = target
         self.labels = labels
         self.weights = weights
-        self._logits = logits
-        self._activation = activation  # None, "softmax" or "sigmoid"
-        self._given_log_probs = log_probs
-        self.num_classes = probs.shape[class_axis]
+        self._log_probs = log_probs  # given when the inputs were logits, else derived from probs
+        self._from_logits = log_probs is not None
+        self._sigmoid_logits = sigmoid_logits  # kept for log(1 - p) = log_sigmoid(-z)
+        self._clipped = None
+        self.num_classes = self._reference.shape[class_axis]
+
+    @property
+    def probs(self):
+        """Probabilities, unclipped, in the compute dtype."""
+        if self._probs is None:
+            self._probs = self.xp.exp(self._log_probs)
+        return self._probs
 
     @property
     def dtype(self):
-        return self.probs.dtype
+        return self._reference.dtype
 
     @property
     def device(self):
-        return nx.device_of(self.xp, self.probs)
+        return nx.device_of(self.xp, self._reference)
 
     def constant(self, value):
-        return nx.full_like_scalar(self.xp, value, self.probs)
+        return nx.full_like_scalar(self.xp, value, self._reference)
 
     def class_vector(self, values):
         """A per-class constant shaped to broadcast along the class axis."""
-        shape = [1] * self.probs.ndim
+        shape = [1] * self._reference.ndim
         shape[self.class_axis] = len(values)
         vec = self.xp.asarray(values, dtype=self.dtype, device=self.device)
         return self.xp.reshape(vec, tuple(shape))
 
+    def _clipped_probs(self):
+        if self._clipped is None:  # shared by log p and 1 - p: clip once
+            self._clipped = nx.clip_probability(self.xp, self.probs)
+        return self._clipped
+
     @property
     def log_probs(self):
         """``log p``: from log-softmax / log-sigmoid with logits, else ``log(clip(p))``."""
-        xp = self.xp
-        if self._given_log_probs is not None:
-            return self._given_log_probs
-        if self._activation == "softmax":
-            return nx.log_softmax(xp, self._logits, self.class_axis)
-        if self._activation == "sigmoid":
-            return nx.log_sigmoid(xp, self._logits)
-        return xp.log(nx.clip_probability(xp, self.probs))
+        if self._log_probs is None:
+            self._log_probs = self.xp.log(self._clipped_probs())
+        return self._log_probs
 
     @property
     def log_complement(self):
         """``log(1 - p)`` for the binary losses (sigmoid or probabilities only)."""
-        xp = self.xp
-        if self._activation == "sigmoid":
-            return nx.log_sigmoid(xp, -self._logits)
-        if self._activation == "softmax":
+        if self._sigmoid_logits is not None:  # log σ(-z) = log σ(z) - z: no second logaddexp
+            return self._log_probs - self._sigmoid_logits
+        if self._from_logits:
             raise ValueError("from_logits='softmax' is not valid for a binary loss")
-        return xp.log(self.constant(1.0) - nx.clip_probability(xp, self.probs))
+        return self.xp.log(self.constant(1.0) - self._clipped_probs())
 
     @property
     def complement(self):
         """``1 - p``, the base of the focal factor ``(1 - p)**gamma`` (clipped like the log)."""
-        xp = self.xp
-        if self._activation == "sigmoid":
-            return nx.sigmoid(xp, -self._logits)
-        if self._activation == "softmax" or self._given_log_probs is not None:
+        if self._sigmoid_logits is not None:
+            return nx.sigmoid(self.xp, -self._sigmoid_logits)
+        if self._from_logits:  # exact from logits, nothing to clip
             return self.constant(1.0) - self.probs
-        return self.constant(1.0) - nx.clip_probability(xp, self.probs)
+        return self.constant(1.0) - self._clipped_probs()
 
     def class_mask(self):
         """Boolean ``labels == c`` over the class axis (sparse labels only)."""
         classes = self.xp.arange(self.num_classes, dtype=self.labels.dtype, device=self.device)
-        shape = [1] * self.probs.ndim
+        shape = [1] * self._reference.ndim
         shape[self.class_axis] = self.num_classes
         return self.labels == self.xp.reshape(classes, tuple(shape))
 
@@ -141,11 +148,9 @@ class PreparedInputs:
             return self
         xp, axis = self.xp, self.class_axis
         one = self.constant(1.0)
-        if self._activation == "sigmoid":
-            probs = xp.concat([nx.sigmoid(xp, -self._logits), nx.sigmoid(xp, self._logits)], axis=axis)
-            log_probs = xp.concat(
-                [nx.log_sigmoid(xp, -self._logits), nx.log_sigmoid(xp, self._logits)], axis=axis
-            )
+        if self._sigmoid_logits is not None:
+            probs = None  # exp of log_probs, when a region term asks for it
+            log_probs = xp.concat([self.log_complement, self.log_probs], axis=axis)
         else:
             probs = xp.concat([one - self.probs, self.probs], axis=axis)
             log_probs = None
@@ -286,15 +291,12 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
         )
 
     y_pred = xp.astype(y_pred, dtype) if y_pred.dtype != dtype else y_pred
-    logits = y_pred if activation else None
+    log_probs = None
     if activation == "softmax":
-        probs = xp.exp(nx.log_softmax(xp, logits, axis))
+        log_probs = nx.log_softmax(xp, y_pred, axis)
     elif activation == "sigmoid":
-        probs = nx.sigmoid(xp, logits)
-    else:
-        probs = y_pred
-
-    weights = _element_weights(xp, mask, labels, ignore_index, probs=probs, class_axis=axis, dtype=dtype)
+        log_probs = nx.log_sigmoid(xp, y_pred)
+    weights = _element_weights(xp, mask, labels, ignore_index, probs=y_pred, class_axis=axis, dtype=dtype)
     if labels is not None:
         if ignore_index is not None:
             labels = xp.where(labels == ignore_index, xp.zeros_like(labels), labels)
@@ -307,7 +309,9 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
     spatial = tuple(a for a in range(1, y_pred.ndim) if a != axis)
     reduce_axes = ((0,) if batch else ()) + spatial
     return PreparedInputs(
-        xp, class_axis=axis, reduce_axes=reduce_axes, probs=probs, target=target,
+        xp, class_axis=axis, reduce_axes=reduce_axes, probs=None if log_probs is not None else y_pred,
+        target=target,
         labels=labels if num_classes > 1 or not binary_loss else None, weights=weights,
-        logits=logits, activation=activation, all_reduce=all_reduce,
+        log_probs=log_probs, sigmoid_logits=y_pred if activation == "sigmoid" else None,
+        all_reduce=all_reduce,
     )
