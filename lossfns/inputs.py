@@ -225,6 +225,7 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
     """
     weights = None
     if mask is not None:
+        given_shape = tuple(mask.shape)
         ndim = probs.ndim
         if mask.ndim == ndim - 1:
             mask = xp.expand_dims(mask, axis=class_axis)
@@ -237,8 +238,8 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
         unit_shape = tuple(1 if a == class_axis else s for a, s in enumerate(probs.shape))
         if any(m not in (1, s, None) and s is not None for m, s in zip(weights.shape, unit_shape)):
             raise ValueError(
-                f"mask shape {v.format_shape(mask.shape)} does not broadcast to y_pred's shape "
-                f"without the class axis, {v.format_shape(unit_shape)}"
+                f"mask shape {v.format_shape(given_shape)} does not broadcast to y_pred's shape "
+                f"with a size-1 class axis, {v.format_shape(unit_shape)}"
             )
         if tuple(weights.shape) != unit_shape or None in unit_shape:
             one_class = xp.take(probs, xp.asarray([0], device=nx.device_of(xp, probs)), axis=class_axis)
