@@ -21,12 +21,11 @@ def class_constants(num_classes: int, background: int, *, background_value: floa
 
 def _per_label(inputs: PreparedInputs, values: Sequence[float]):
     """``values[label]`` per element for sparse labels, without a one-hot."""
-    xp = inputs.xp
     if len(set(values)) == 1:
         return inputs.constant(values[0])
-    table = xp.asarray(values, dtype=inputs.dtype, device=inputs.device)
-    flat = xp.reshape(inputs.index_labels, (-1,))
-    return xp.reshape(xp.take(table, flat), tuple(inputs.labels.shape))
+    # The per-class table broadcasts against the labels: no reshape, so unknown (traced)
+    # sizes are fine.
+    return inputs.gather(inputs.class_vector(values))
 
 
 def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background_gamma: float,

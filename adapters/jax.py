@@ -1,0 +1,96 @@
+"""JAX adapter: one jit-compiled function per loss of :data:`lossfns.registry.LOSSES`.
+
+Functions follow optax: ``fn(predictions, targets, **options)`` returns per-sample values
+(``[batch]``, or ``[]`` with ``batch=True``) and the caller reduces::
+
+    loss = tversky_loss(probs, labels, alpha=0.3, beta=0.7).mean()
+    grads = jax.grad(lambda p: dice_loss(p, labels).mean())(probs)
+
+Hyperparameters and options are static arguments of the compiled function: they are
+checked in Python before tracing (a bad value raises at once, naming the argument), and
+sequences (``class_weights``, ``alpha``) are turned into tuples so they can be hashed.
+Each distinct set of options compiles once.
+
+Distributed batch losses: with ``batch=True`` and ``axis_name=`` a mapped axis
+(``shard_map``, ``pmap``, ``vmap(axis_name=...)``), the additive statistics are summed over
+that axis with :func:`jax.lax.psum` before any formula is applied, so every shard gets the
+loss of the global batch.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from lossfns import registry
+from lossfns.inputs import prepare
+from lossfns.registry import LossSpec
+
+from . import _common
+
+
+def _compiled_core(spec: LossSpec):
+    """``spec.function`` jitted with the options (a hashable tuple) and ``axis_name`` static."""
+
+    def run(predictions, targets, mask, options, axis_name):
+        all_reduce = None if axis_name is None else functools.partial(jax.lax.psum, axis_name=axis_name)
+        return spec.function(targets, predictions, mask=mask, all_reduce=all_reduce, **dict(options))
+
+    return jax.jit(run, static_argnames=("options", "axis_name"))
+
+
+def _make_function(spec: LossSpec, name: str):
+    defaults = _common.parameter_defaults(spec)
+    compiled = _compiled_core(spec)
+
+    def loss(predictions, targets, *, mask=None, axis_name=None, **options):
+        values = _common.resolve(spec, defaults, options)
+        if axis_name is not None and not values["batch"]:
+            raise ValueError(
+                f"axis_name needs batch=True: per-sample losses are local to each shard "
+                f"(got axis_name={axis_name!r}, batch=False)"
+            )
+        if values["validate"]:
+            # Inside the compiled function every array is a tracer and the data checks are
+            # skipped; run them here, eagerly, while the arrays are concrete (a no-op when
+            # this call is itself being traced by an outer jit).
+            prepare(targets, predictions, mask=mask, validate=True, binary_loss=spec.sigmoid_only,
+                    **{k: values[k] for k in ("class_axis", "from_logits", "ignore_index", "batch")})
+            values = {**values, "validate": False}
+        static = tuple((key, _common.hashable(value)) for key, value in values.items())
+        return compiled(predictions, targets, mask, static, axis_name)
+
+    loss.__name__ = loss.__qualname__ = name
+    # What help() and IDEs show: every hyperparameter and option with its default.
+    loss.__signature__ = _common.keyword_signature(
+        defaults, extra={"mask": None, "axis_name": None}, leading=("predictions", "targets")
+    )
+    loss.__module__ = __name__
+    loss.__doc__ = _common.docstring(
+        spec, framework="JAX", defaults=defaults,
+        calling=(
+            f"Call as ``{name}(predictions, targets, *, mask=None, axis_name=None, **options)`` "
+            "(optax's argument order); returns the per-sample losses ``[batch]`` (``[]`` with "
+            "``batch=True``), jit-compiled with every option static."
+        ),
+        extra=(
+            "``axis_name``: with ``batch=True``, the mapped axis to sum the statistics over "
+            "with ``jax.lax.psum`` (data-parallel batch losses)."
+        ),
+    )
+    return loss
+
+
+def _generate(namespace: dict) -> list:
+    names = []
+    for spec in registry.LOSSES:
+        function = namespace[spec.name] = _make_function(spec, spec.name)
+        names.append(spec.name)
+        for alias in spec.aliases:  # the same function object under the alias
+            namespace[alias] = function
+            names.append(alias)
+    return names
+
+
+__all__ = _generate(globals())

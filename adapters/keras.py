@@ -1,0 +1,198 @@
+"""Keras 3 adapter: one ``keras.losses.Loss`` subclass per loss of :data:`lossfns.registry.LOSSES`.
+
+Every class is generated from the registry by the loop at the bottom of this module; the
+region losses derive from the abstract :class:`ConfusionLoss` (as in tensorflow-mri), the
+others from :class:`RegistryLoss`::
+
+    model.compile(optimizer="adam", loss=TverskyLoss(alpha=0.3, beta=0.7))
+    model.compile(optimizer="adam", loss=CategoricalFocalLoss(from_logits=True))
+
+The layout is channels-last (``class_axis=-1``), Keras' argument order ``(y_true, y_pred)``,
+and the reductions are Keras' (``"sum_over_batch_size"`` by default, ``None``/``"none"`` for
+the per-sample values). Works on the tensorflow, jax and torch backends: inputs become
+backend tensors and the core computes on them (TensorFlow tensors through lossfns' shim).
+
+Differences from ``keras.losses.Loss.__call__``:
+
+* Integer ``y_true`` (class indices) keeps its integer dtype; Keras would cast it to the
+  loss dtype. Floating-point labels are cast to the loss dtype as usual.
+* ``sample_weight`` of one weight per sample (``[batch]`` or ``[batch, 1]``) weights the
+  per-sample losses as in Keras. Element weights (``y_pred``'s shape without the class
+  axis, e.g. ``[batch, height, width]``) are passed to the core as its ``mask``.
+* Keras' implicit masks (``Masking`` layers) are not used; pass element weights instead.
+
+Every class is registered with ``keras.saving.register_keras_serializable(package="lossfns")``
+so a model compiled with it saves to ``.keras`` and reloads without ``custom_objects``
+(once this module is imported).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+# Keras' own weighting and reduction, including its scaling under tf.distribute; there is no
+# public entry point, and re-implementing it would drift from Keras' semantics.
+from keras.src.losses.loss import reduce_weighted_values
+
+from lossfns import registry
+from lossfns.inputs import prepare
+from lossfns.region import average_classes
+from lossfns.registry import LossSpec
+
+from . import _common
+
+_ADAPTER_ARGUMENTS = {"reduction": "sum_over_batch_size", "name": None, "dtype": None}
+_PACKAGE = "lossfns"
+
+
+def _is_integer(x) -> bool:
+    return "int" in keras.backend.standardize_dtype(x.dtype)
+
+
+def _is_element_weight(sample_weight) -> bool:
+    """Weights that vary along an axis beyond the batch axis (unknown sizes count as varying)."""
+    shape = tuple(sample_weight.shape)
+    return len(shape) >= 2 and any(size != 1 for size in shape[1:])
+
+
+class RegistryLoss(keras.losses.Loss):
+    """Base of the generated Keras losses; ``spec`` names the core function.
+
+    Args (of every subclass, besides the hyperparameters and options of its loss):
+      reduction: a Keras reduction: ``"sum_over_batch_size"`` (default), ``"sum"``,
+        ``"mean"``, ``"mean_with_sample_weight"``, or ``None``/``"none"`` for the per-sample
+        losses ``[batch]`` (``[]`` with ``batch=True``).
+      name: the loss name, by default the function name (``"tversky_loss"``).
+      dtype: the dtype ``y_pred`` is converted to (``keras.backend.floatx()`` by default) or
+        a dtype policy. Half-precision inputs are accumulated in float32 by the core.
+    """
+
+    spec: LossSpec | None = None
+    #: Hyperparameters and options of a subclass that has no ``spec`` (see ConfusionLoss).
+    options_spec: LossSpec | None = None
+    default_name: str | None = None
+
+    def __init__(self, *, reduction="sum_over_batch_size", name=None, dtype=None, **arguments):
+        spec = self.spec or self.options_spec
+        if spec is None:
+            raise TypeError(f"{type(self).__name__} is abstract; use one of the generated loss classes")
+        # A ConfusionLoss subclass without a spec gets Keras' name from its class name.
+        name = name or self.default_name or (self.spec.name if self.spec else None)
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        values = _common.resolve(spec, _common.parameter_defaults(spec), arguments)
+        self._argument_names = tuple(values)
+        for key, value in values.items():
+            setattr(self, key, value)
+
+    @property
+    def arguments(self) -> dict:
+        """The hyperparameters and options this loss passes to the core."""
+        return {key: getattr(self, key) for key in self._argument_names}
+
+    def _tensors(self, y_true, y_pred):
+        y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
+        y_true = ops.convert_to_tensor(y_true)
+        if not _is_integer(y_true) and keras.backend.standardize_dtype(y_true.dtype) != "bool":
+            y_true = ops.cast(y_true, self.dtype)
+        return y_true, y_pred
+
+    def per_sample(self, y_true, y_pred, mask=None):
+        """The core's per-sample losses of backend tensors; ``mask`` holds element weights."""
+        return self.spec.function(y_true, y_pred, mask=mask, **self.arguments)
+
+    def call(self, y_true, y_pred):
+        """Per-sample losses ``[batch]`` (``[]`` with ``batch=True``), before the reduction."""
+        return self.per_sample(*self._tensors(y_true, y_pred))
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with keras.name_scope(self.name):
+            y_true, y_pred = self._tensors(y_true, y_pred)
+            mask = None
+            if sample_weight is not None:
+                sample_weight = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
+                if _is_element_weight(sample_weight):
+                    mask, sample_weight = sample_weight, None
+            losses = self.per_sample(y_true, y_pred, mask)
+            return reduce_weighted_values(
+                losses, sample_weight=sample_weight, reduction=self.reduction, dtype=self.dtype
+            )
+
+    def get_config(self):
+        return {**super().get_config(), "dtype": self._dtype_policy.name, **self.arguments}
+
+
+class ConfusionLoss(RegistryLoss):
+    """Abstract base of the losses computed from the confusion terms (tensorflow-mri's name).
+
+    The generated :class:`TverskyLoss`, :class:`FocalTverskyLoss`, :class:`F1Loss` and
+    :class:`IoULoss` derive from it. A new region loss subclasses it and implements
+    :meth:`class_loss`; the confusion sums, the class averaging (``average``,
+    ``class_weights``, ``include_background``) and every input option come from the core::
+
+        class DiceCoefficientLoss(ConfusionLoss):
+            def class_loss(self, tp, fp, fn):
+                return 1 - (2 * tp + 1e-5) / (2 * tp + fp + fn + 1e-5)
+
+    Subclasses with hyperparameters of their own add them to ``get_config``.
+    """
+
+    options_spec = LossSpec(
+        "confusion_loss", None, "region", extra_options=tuple(registry.REGION_OPTIONS.items())
+    )
+
+    def __init__(self, **arguments):
+        if self.spec is None and type(self).class_loss is ConfusionLoss.class_loss:
+            raise TypeError(f"{type(self).__name__} is abstract: implement class_loss(tp, fp, fn)")
+        super().__init__(**arguments)
+
+    def class_loss(self, tp, fp, fn):
+        """Loss per sample and class from the soft counts, each ``[batch, classes]``."""
+        raise NotImplementedError
+
+    def per_sample(self, y_true, y_pred, mask=None):
+        if self.spec is not None:
+            return super().per_sample(y_true, y_pred, mask)
+        arguments = self.arguments
+        averaging = {key: arguments.pop(key) for key in registry.REGION_OPTIONS}
+        inputs = prepare(y_true, y_pred, mask=mask, **arguments)
+        return average_classes(inputs, self.class_loss, **averaging)
+
+
+def _make_class(spec: LossSpec, class_name: str, base: type, default_name: str) -> type:
+    defaults = _common.parameter_defaults(spec)
+    hyperparameters = tuple(h.name for h in spec.hyperparameters)
+    # Hyperparameters may be passed by position, in registry order, as tensorflow-mri allows.
+    signature = _common.keyword_signature(
+        defaults, extra={**_ADAPTER_ARGUMENTS, "name": default_name}, positional=hyperparameters
+    )
+    doc = _common.docstring(
+        spec, framework="Keras", defaults=defaults,
+        calling="Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is "
+                "``[batch, *spatial, classes]``.",
+        extra=f"Keras arguments: ``reduction='sum_over_batch_size'``, ``name={default_name!r}``, "
+              "``dtype=None`` (see :class:`RegistryLoss`).",
+    )
+    namespace = {
+        "spec": spec, "default_name": default_name, "__doc__": doc, "__module__": __name__,
+        "__qualname__": class_name,
+        "__init__": _common.generated_init(RegistryLoss.__init__, signature),
+    }
+    cls = type(class_name, (base,), namespace)
+    return keras.saving.register_keras_serializable(package=_PACKAGE, name=class_name)(cls)
+
+
+def _generate(namespace: dict) -> list:
+    names = []
+    for spec in registry.LOSSES:
+        base = ConfusionLoss if spec.family == "region" else RegistryLoss
+        main, *aliases = registry.class_names(spec)
+        cls = namespace[main] = _make_class(spec, main, base, spec.name)
+        names.append(main)
+        for alias, alias_class in zip(spec.aliases, aliases):  # DiceLoss is an F1Loss
+            namespace[alias_class] = _make_class(spec, alias_class, cls, alias)
+            names.append(alias_class)
+    return names
+
+
+__all__ = ["ConfusionLoss", "RegistryLoss", *_generate(globals())]

@@ -1,0 +1,146 @@
+"""PyTorch adapter: one ``torch.nn.Module`` per loss of :data:`lossfns.registry.LOSSES`.
+
+Every class is generated from the registry by the loop at the bottom of this module and
+derives from :class:`LossModule`::
+
+    loss_fn = TverskyLoss(alpha=0.3, beta=0.7)         # class_axis=1: [N, C, *spatial]
+    loss = loss_fn(logits.softmax(1), target)          # target: [N, *spatial] int64 or one-hot
+    per_sample = TverskyLoss(reduction="none")(probs, target)        # [N]
+
+``forward(input, target, mask=None)`` follows torch's argument order (prediction first) and
+calls the core with ``(target, input)``. Hyperparameters are attributes (``loss_fn.alpha``),
+checked at construction and shown by ``repr``. The module holds no data-dependent Python
+branch, so ``torch.compile(fullgraph=True)`` traces it whole.
+
+Distributed batch losses: with ``batch=True`` and ``process_group=`` a
+``torch.distributed`` group, the additive statistics (confusion sums, element counts) are
+summed over the group with a differentiable all-reduce before any formula is applied, so
+every rank gets the loss of the global batch. The backward pass sums the gradients across
+ranks too: the gradient of a rank's local inputs is world_size times the single-process one,
+which DDP's gradient averaging turns back into the exact parameter gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lossfns import registry
+from lossfns.registry import LossSpec
+
+from . import _common
+
+#: torch's layout is ``[N, C, *spatial]``; every other default comes from the registry.
+TORCH_OPTION_DEFAULTS = {"class_axis": 1}
+_ADAPTER_ARGUMENTS = {"reduction": "mean", "process_group": None}
+
+
+def _reduce(values, reduction: str):
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    return values
+
+
+def _group_sum(group):
+    """A sum over ``group`` whose backward pass all-reduces the gradient as well."""
+    from torch.distributed.nn.functional import all_reduce
+
+    def all_reduce_sum(x):
+        return all_reduce(x, group=group)
+
+    return all_reduce_sum
+
+
+class LossModule(torch.nn.Module):
+    """Base of the generated loss modules; ``spec`` names the core function.
+
+    Args (of every subclass, besides the hyperparameters and options of its loss):
+      reduction: ``"mean"`` (default) or ``"sum"`` over the per-sample losses, or ``"none"``
+        for the core's values, ``[N]`` (``[]`` with ``batch=True``).
+      process_group: a ``torch.distributed`` process group to sum the statistics over
+        (needs ``batch=True``); ``torch.distributed.group.WORLD`` for the default group.
+    """
+
+    spec: LossSpec | None = None
+
+    def __init__(self, *, reduction="mean", process_group=None, **arguments):
+        super().__init__()
+        spec = self.spec
+        if spec is None:
+            raise TypeError(f"{type(self).__name__} is abstract; use one of the generated loss classes")
+        values = _common.resolve(spec, _common.parameter_defaults(spec, **TORCH_OPTION_DEFAULTS), arguments)
+        self.reduction = _common.check_reduction(reduction)
+        if process_group is not None and not values["batch"]:
+            raise ValueError(
+                "process_group needs batch=True: per-sample losses are local to each rank "
+                f"(got process_group={process_group!r}, batch=False)"
+            )
+        self.process_group = process_group
+        self._argument_names = tuple(values)
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    @property
+    def arguments(self) -> dict:
+        """The hyperparameters and options this module passes to the core."""
+        return {name: getattr(self, name) for name in self._argument_names}
+
+    def forward(self, input, target, mask=None):  # noqa: A002 - torch's argument name
+        """Loss of ``input`` (probabilities or logits) against ``target``.
+
+        Args:
+          input: ``[N, C, *spatial]`` floating point (with the default ``class_axis=1``).
+          target: integer class indices ``[N, *spatial]`` (or ``[N, 1, *spatial]``), or dense
+            labels of ``input``'s shape.
+          mask: optional element weights ``[N, *spatial]``.
+
+        Returns:
+          A scalar, or ``[N]`` (``[]`` with ``batch=True``) with ``reduction="none"``.
+        """
+        all_reduce = None if self.process_group is None else _group_sum(self.process_group)
+        values = self.spec.function(target, input, mask=mask, all_reduce=all_reduce, **self.arguments)
+        return _reduce(values, self.reduction)
+
+    def extra_repr(self) -> str:
+        defaults = _common.parameter_defaults(self.spec, **TORCH_OPTION_DEFAULTS)
+        hyper = {h.name for h in self.spec.hyperparameters}
+        shown = [
+            f"{name}={value!r}" for name, value in self.arguments.items()
+            if name in hyper or value != defaults[name]
+        ]
+        shown.append(f"reduction={self.reduction!r}")
+        if self.process_group is not None:
+            shown.append(f"process_group={self.process_group!r}")
+        return ", ".join(shown)
+
+
+def _make_class(spec: LossSpec, class_name: str, base: type) -> type:
+    defaults = _common.parameter_defaults(spec, **TORCH_OPTION_DEFAULTS)
+    signature = _common.keyword_signature(defaults, extra=_ADAPTER_ARGUMENTS)
+    doc = _common.docstring(
+        spec, framework="PyTorch", defaults=defaults,
+        calling="Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.",
+        extra="Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` "
+              "(see :class:`LossModule`).",
+    )
+    namespace = {
+        "spec": spec, "__doc__": doc, "__module__": __name__, "__qualname__": class_name,
+        "__init__": _common.generated_init(LossModule.__init__, signature),
+    }
+    return type(class_name, (base,), namespace)
+
+
+def _generate(namespace: dict) -> list:
+    names = []
+    for spec in registry.LOSSES:
+        main, *aliases = registry.class_names(spec)
+        cls = namespace[main] = _make_class(spec, main, LossModule)
+        names.append(main)
+        for alias in aliases:  # DiceLoss is an F1Loss (isinstance holds) under its own name
+            namespace[alias] = _make_class(spec, alias, cls)
+            names.append(alias)
+    return names
+
+
+__all__ = ["LossModule", *_generate(globals())]
