@@ -1,0 +1,1 @@
+"""Benchmarks of lossfns against its peers: ``python -m benchmarks --help``."""

@@ -1,0 +1,202 @@
+"""``python -m benchmarks``: time and measure every (case, contender) pair, then report.
+
+Each pair runs in a fresh ``python -m benchmarks.worker`` process so that imports, caches,
+allocator state and peak memory of one contender never leak into another. The results go to
+``benchmarks/results/`` as ``results.json`` (raw figures and the machine), ``results.md``
+(ratio tables and the issue's targets) and ``results.png`` (bar chart).
+
+Examples::
+
+    python -m benchmarks --quick                       # tiny shapes, one repetition
+    python -m benchmarks --cases 3d --contenders lossfns_torch,monai,floor --losses dice
+    python -m benchmarks --report-only                 # re-render from results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import machine, report
+from .cases import CASE_NAMES, LOSS_NAMES
+from .contenders import CONTENDER_NAMES, CONTENDERS
+from .worker import FLOOR, thread_environment
+from .worker import run as run_in_process
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def _names(text, known, what):
+    if text is None:
+        return list(known)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what}: {', '.join(unknown)}; known: {', '.join(known)}")
+    return names
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 warm-up, 1 repetition")
+    parser.add_argument("--cases", help=f"comma-separated, from: {', '.join(CASE_NAMES)}")
+    parser.add_argument("--contenders", help=f"comma-separated, from: {', '.join(CONTENDER_NAMES)}")
+    parser.add_argument("--losses", help=f"comma-separated, from: {', '.join(LOSS_NAMES)}")
+    parser.add_argument("--warmup", type=int, help="untimed runs first (default 1)")
+    parser.add_argument("--repeats", type=int, help="timed runs at least, median reported (default 3; quick 1)")
+    parser.add_argument("--min-time", type=float,
+                        help="keep timing (up to 100 runs) until the runs add up to this many seconds "
+                             "(default 1; quick 0)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads per framework (default 1: same compute for everyone; 0 = framework default)")
+    parser.add_argument("--device", default="cpu", help="torch device for the torch contenders")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run workers in this process (fast, for tests; memory figures are not isolated)")
+    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per worker process")
+    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--report-only", action="store_true", help="re-render the report from results.json")
+    parser.add_argument("--merge", action="store_true",
+                        help="add to results.json, replacing the (case, contender) pairs run again")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time reported: process CPU time (default; robust on a shared machine) or wall")
+    args = parser.parse_args(argv)
+    args.cases = _names(args.cases, CASE_NAMES, "cases")
+    args.contenders = _names(args.contenders, CONTENDER_NAMES, "contenders")
+    args.losses = _names(args.losses, LOSS_NAMES, "losses")
+    args.warmup = 1 if args.warmup is None else args.warmup
+    args.repeats = (1 if args.quick else 3) if args.repeats is None else args.repeats
+    args.min_time = (0.0 if args.quick else 1.0) if args.min_time is None else args.min_time
+    return args
+
+
+#: glibc keeps freed memory instead of returning it to the system, like a caching allocator:
+#: without this, whether a step pays for page faults on fresh memory depends on the order of
+#: its allocations, which swung medians by 2× between identical runs. Blocks above 32 MiB
+#: (glibc's ceiling for this threshold) are still mapped afresh each time.
+CACHING_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 * 1024 * 1024),
+                  "MALLOC_TRIM_THRESHOLD_": str(1 << 40), "MALLOC_TOP_PAD_": str(256 * 1024 * 1024)}
+
+
+def worker_environment(threads: int) -> dict:
+    env = dict(os.environ)
+    env.update(CACHING_MALLOC)
+    env.update(thread_environment(threads))
+    env.setdefault("KERAS_BACKEND", "tensorflow")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_worker(case, contender, losses, args) -> dict:
+    """One worker process; a crash or timeout becomes an error record, never an exception."""
+    if args.in_process:
+        return run_in_process(case, contender, losses, quick=args.quick, warmup=args.warmup,
+                              repeats=args.repeats, device=args.device,
+                              memory=not args.no_memory, threads=args.threads, min_time=args.min_time)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "record.json"
+        command = [sys.executable, "-m", "benchmarks.worker", "--case", case, "--contender", contender,
+                   "--losses", ",".join(losses), "--warmup", str(args.warmup), "--repeats",
+                   str(args.repeats), "--min-time", str(args.min_time), "--device", args.device,
+                   "--threads", str(args.threads),
+                   "--out", str(out)]
+        command += ["--quick"] if args.quick else []
+        command += ["--no-memory"] if args.no_memory else []
+        try:
+            done = subprocess.run(command, cwd=ROOT, env=worker_environment(args.threads),
+                                  capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            return {"case": case, "contender": contender, "results": [],
+                    "failed": f"worker timed out after {args.timeout:.0f} s"}
+        if done.returncode != 0 or not out.exists():
+            tail = (done.stderr or "").strip().splitlines()[-3:]
+            return {"case": case, "contender": contender, "results": [],
+                    "failed": f"worker exited with {done.returncode}: {' | '.join(tail)}"}
+        return json.loads(out.read_text())
+
+
+def _summary(record) -> str:
+    if "skipped" in record or "failed" in record:
+        return record.get("skipped") or record.get("failed")
+    parts = []
+    for entry in record["results"]:
+        if "median_cpu_s" in entry:
+            parts.append(f"{entry['loss']} {entry['median_cpu_s'] * 1e3:.1f} ms")
+        else:
+            parts.append(f"{entry['loss']} error")
+    return ", ".join(parts)
+
+
+def collect(args) -> list[dict]:
+    pairs = []
+    for case in args.cases:
+        for name in args.contenders:
+            wanted = [FLOOR] if name == "floor" else [n for n in args.losses if n in CONTENDERS[name].losses]
+            if wanted:
+                pairs.append((case, name, wanted))
+    records = []
+    for number, (case, name, losses) in enumerate(pairs, 1):
+        start = time.perf_counter()
+        record = run_worker(case, name, losses, args)
+        record["wall_s"] = time.perf_counter() - start
+        records.append(record)
+        print(f"[{number}/{len(pairs)}] {case} {name} ({record['wall_s']:.0f} s): {_summary(record)}",
+              file=sys.stderr, flush=True)
+    return records
+
+
+def merge(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s records added; a (case, contender) pair run again is replaced."""
+    if old["settings"]["quick"] != new["settings"]["quick"]:
+        raise SystemExit("--merge: cannot mix --quick and full-size results")
+    rerun = {(r["case"], r["contender"]) for r in new["records"]}
+    kept = [r for r in old["records"] if (r["case"], r["contender"]) not in rerun]
+    merged = dict(new, records=kept + new["records"], wall_s=old["wall_s"] + new["wall_s"])
+    merged["command"] = "; ".join(filter(None, [old.get("command"), new["command"]]))
+    merged["stages"] = old.get("stages", []) + new["stages"]
+    return merged
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = args.out_dir / "results.json"
+    command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.report_only:
+        data = json.loads(json_path.read_text())
+        data["settings"]["clock"] = args.clock
+    else:
+        start = time.perf_counter()
+        records = collect(args)
+        data = {
+            "command": command,
+            "settings": {"quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
+                         "min_time_s": args.min_time,
+                         "threads": args.threads, "device": args.device, "clock": args.clock,
+                         "isolated": not args.in_process},
+            "machine": machine.describe(),
+            "wall_s": time.perf_counter() - start,
+            "records": records,
+        }
+        # Each run (a --merge adds one) notes the library source it measured.
+        data["stages"] = [{"command": command, "lossfns_source": data["machine"]["lossfns_source"],
+                           "wall_s": data["wall_s"]}]
+        if args.merge and json_path.exists():
+            data = merge(json.loads(json_path.read_text()), data)
+    data["targets"] = report.targets(data)
+    json_path.write_text(json.dumps(data, indent=1))
+    report.write(data, args.out_dir)
+    print(f"wrote {json_path}, results.md and results.png in {args.out_dir}", file=sys.stderr)
+    return data
+
+
+if __name__ == "__main__":
+    main()
