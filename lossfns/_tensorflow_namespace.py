@@ -96,6 +96,10 @@ def min(x, axis=None, keepdims=False):  # noqa: A001
     return tf.reduce_min(x, axis=_axis(axis), keepdims=keepdims)
 
 
+def count_nonzero(x, axis=None, keepdims=False):
+    return tf.math.count_nonzero(x, axis=_axis(axis), keepdims=keepdims)
+
+
 def all(x, axis=None, keepdims=False):  # noqa: A001
     return tf.reduce_all(x, axis=_axis(axis), keepdims=keepdims)
 

@@ -50,8 +50,10 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
         hit = inputs.class_mask()
         zero = inputs.constant(0.0)
         tp = nx.blocked_sum(xp, xp.where(hit, mp, zero), axes)
-        counted = xp.astype(hit, inputs.dtype) if m is None else xp.where(hit, m, zero)
-        actual = nx.blocked_sum(xp, counted, axes)
+        if m is None:  # count the booleans: no float one-hot of the volume
+            actual = xp.astype(xp.count_nonzero(hit, axis=axes), inputs.dtype)
+        else:
+            actual = nx.blocked_sum(xp, xp.where(hit, m, zero), axes)
     predicted = nx.blocked_sum(xp, mp, axes)
     if inputs.all_reduce is not None:
         tp, predicted, actual = (inputs.all_reduce(t) for t in (tp, predicted, actual))

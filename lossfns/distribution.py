@@ -21,11 +21,22 @@ def class_constants(num_classes: int, background: int, *, background_value: floa
 
 def _per_label(inputs: PreparedInputs, values: Sequence[float]):
     """``values[label]`` per element for sparse labels, without a one-hot."""
-    if len(set(values)) == 1:
+    xp = inputs.xp
+    distinct = set(values)
+    if len(distinct) == 1:
         return inputs.constant(values[0])
-    # The per-class table broadcasts against the labels: no reshape, so unknown (traced)
-    # sizes are fine.
-    return inputs.gather(inputs.class_vector(values))
+    if len(distinct) == 2:  # background vs rare: a where on the labels, element-sized
+        minority = min(distinct, key=values.count)
+        majority = (distinct - {minority}).pop()
+        chosen = None
+        for c, value in enumerate(values):
+            if value == minority:
+                hit = inputs.labels == c
+                chosen = hit if chosen is None else chosen | hit
+        return xp.where(chosen, inputs.constant(minority), inputs.constant(majority))
+    # A full-shape table to gather from: gathering from the broadcast [C] vector fails for
+    # labels sharded over a JAX mesh, and the full shape needs no shape arithmetic.
+    return inputs.gather(inputs.class_vector(values) + xp.zeros_like(inputs.log_probs))
 
 
 def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background_gamma: float,
@@ -62,20 +73,23 @@ def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequen
                 background_gamma=background_gamma, is_background=is_background,
             )
     else:
-        terms = -(inputs.target * inputs.log_probs)
+        cross_entropy = -(inputs.target * inputs.log_probs)
+        terms = cross_entropy
+        if gamma != 0:
+            terms = terms * nx.guarded_power(xp, inputs.complement, gamma, clamp=False)
         if len(set(class_weights)) > 1:
             terms = terms * inputs.class_vector(class_weights)
         elif class_weights[0] != 1.0:
             terms = terms * inputs.constant(class_weights[0])
-        if focal:
-            is_background = inputs.class_vector(
-                class_constants(inputs.num_classes, background, background_value=1.0, rare_value=0.0)
-            ) > inputs.constant(0.5)
-            terms = terms * focal_factor(
-                inputs, inputs.complement, gamma=gamma, background_gamma=background_gamma,
-                is_background=is_background,
-            )
         terms = xp.sum(terms, axis=inputs.class_axis, keepdims=True)
+        if background_gamma != gamma:
+            # Only the background has its own exponent: correct its slice instead of
+            # selecting between two full-size powers (a third of the work of a where).
+            complement = inputs.complement_at(background)
+            correction = (nx.guarded_power(xp, complement, background_gamma, clamp=False)
+                          - nx.guarded_power(xp, complement, gamma, clamp=False))
+            background_ce = inputs.take_class(cross_entropy, background)
+            terms = terms + inputs.constant(class_weights[background]) * background_ce * correction
     return inputs.weighted_mean(terms)
 
 

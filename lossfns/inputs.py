@@ -105,6 +105,20 @@ class PreparedInputs:
             return self.constant(1.0) - self.probs
         return self.constant(1.0) - self._clipped_probs()
 
+    def take_class(self, x, index: int):
+        """The slice of ``x`` at class ``index``, keeping a size-1 class axis."""
+        return self.xp.take(x, self.xp.asarray([index], device=self.device), axis=self.class_axis)
+
+    def complement_at(self, index: int):
+        """:attr:`complement` of one class, computed on that slice only."""
+        if self._probs is None:
+            p = self.xp.exp(self.take_class(self._log_probs, index))
+        else:
+            p = self.take_class(self._probs, index)
+        if not self._from_logits:
+            p = nx.clip_probability(self.xp, p)
+        return self.constant(1.0) - p
+
     def class_mask(self):
         """Boolean ``labels == c`` over the class axis (sparse labels only)."""
         classes = self.xp.arange(self.num_classes, dtype=self.labels.dtype, device=self.device)

@@ -90,7 +90,14 @@ def sigmoid(xp, z):
 
 
 def log_softmax(xp, z, axis: int):
-    """Max-shifted ``z - logsumexp(z)`` along ``axis``."""
+    """Max-shifted ``z - logsumexp(z)`` along ``axis``.
+
+    A tensor with its own fused ``log_softmax`` method (PyTorch) uses it: same formula,
+    one kernel instead of five full-size passes. No framework is imported for that.
+    """
+    fused = getattr(z, "log_softmax", None)
+    if fused is not None and callable(fused):
+        return fused(axis)
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
