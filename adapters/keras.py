@@ -15,7 +15,10 @@ backend tensors and the core computes on them (TensorFlow tensors through lossfn
 Differences from ``keras.losses.Loss.__call__``:
 
 * Integer ``y_true`` (class indices) keeps its integer dtype; Keras would cast it to the
-  loss dtype. Floating-point labels are cast to the loss dtype as usual.
+  loss dtype. Floating-point labels are cast to the loss dtype as usual, except class
+  indices (no class axis, or a size-1 one, against several classes), which become int32
+  as in Keras' sparse losses: ``model.fit`` under ``tf.distribute`` builds the loss from a
+  float copy of the labels.
 * ``sample_weight`` of one weight per sample (``[batch]`` or ``[batch, 1]``) weights the
   per-sample losses as in Keras. Element weights (``y_pred``'s shape without the class
   axis, e.g. ``[batch, height, width]``) are passed to the core as its ``mask``.
@@ -24,6 +27,17 @@ Differences from ``keras.losses.Loss.__call__``:
 Every class is registered with ``keras.saving.register_keras_serializable(package="lossfns")``
 so a model compiled with it saves to ``.keras`` and reloads without ``custom_objects``
 (once this module is imported).
+
+Distributed batch losses (tensorflow backend): with ``batch=True``, inside a replica of a
+``tf.distribute`` strategy with more than one replica (``MirroredStrategy`` in ``model.fit``,
+or ``strategy.run``), the additive statistics are summed over the replicas with the
+differentiable ``ReplicaContext.all_reduce`` before any formula is applied, so every replica
+computes the loss ``L`` of the global batch. With any reduction but ``None``/``"none"`` the
+loss returned is ``L / num_replicas``, which is what Keras does to its own losses: the
+optimizer sums the replicas' gradients and the loss metric multiplies by ``num_replicas``
+again, so ``model.fit`` reports ``L`` and applies the exact gradient of ``L``. The
+all-reduce's backward pass sums the replicas' gradients with respect to the statistics, so
+the gradient of a replica's local ``y_pred`` is exactly the slice of the single-device one.
 """
 
 from __future__ import annotations
@@ -48,6 +62,22 @@ _PACKAGE = "lossfns"
 
 def _is_integer(x) -> bool:
     return "int" in keras.backend.standardize_dtype(x.dtype)
+
+
+def _replica_context():
+    """The ``tf.distribute`` replica context when this call runs in one of several replicas.
+
+    ``None`` on the other Keras backends, outside any strategy (the default context has one
+    replica) and in a cross-replica context, where there is nothing to sum over.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context
 
 
 def _is_element_weight(sample_weight) -> bool:
@@ -94,16 +124,40 @@ class RegistryLoss(keras.losses.Loss):
         y_pred = ops.convert_to_tensor(y_pred, dtype=self.dtype)
         y_true = ops.convert_to_tensor(y_true)
         if not _is_integer(y_true) and keras.backend.standardize_dtype(y_true.dtype) != "bool":
-            y_true = ops.cast(y_true, self.dtype)
+            y_true = ops.cast(y_true, "int32" if self._are_indices(y_true, y_pred) else self.dtype)
         return y_true, y_pred
 
-    def per_sample(self, y_true, y_pred, mask=None):
+    def _are_indices(self, y_true, y_pred) -> bool:
+        """Whether ``y_true`` has the layout of class indices for ``y_pred``'s several classes."""
+        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        if not -len(pred_shape) <= self.class_axis < len(pred_shape):
+            return False  # the core names the bad class_axis
+        if pred_shape[self.class_axis] == 1:
+            return False  # one channel: labels without a class axis may be soft binary targets
+        if len(true_shape) == len(pred_shape) - 1:
+            return True
+        return len(true_shape) == len(pred_shape) and true_shape[self.class_axis] == 1
+
+    def _replica_sum(self):
+        """The cross-replica sum of the statistics, or ``None`` (see the module docstring)."""
+        context = _replica_context() if self.batch else None
+        if context is None:
+            return None
+
+        def all_reduce_sum(x):
+            return context.all_reduce("sum", x)
+
+        all_reduce_sum.replicas = context.num_replicas_in_sync
+        return all_reduce_sum
+
+    def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
         """The core's per-sample losses of backend tensors; ``mask`` holds element weights."""
-        return self.spec.function(y_true, y_pred, mask=mask, **self.arguments)
+        return self.spec.function(y_true, y_pred, mask=mask, all_reduce=all_reduce, **self.arguments)
 
     def call(self, y_true, y_pred):
-        """Per-sample losses ``[batch]`` (``[]`` with ``batch=True``), before the reduction."""
-        return self.per_sample(*self._tensors(y_true, y_pred))
+        """Per-sample losses ``[batch]`` (``[]`` with ``batch=True``: of the global batch
+        under ``tf.distribute``), before the reduction."""
+        return self.per_sample(*self._tensors(y_true, y_pred), all_reduce=self._replica_sum())
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         with keras.name_scope(self.name):
@@ -113,10 +167,19 @@ class RegistryLoss(keras.losses.Loss):
                 sample_weight = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
                 if _is_element_weight(sample_weight):
                     mask, sample_weight = sample_weight, None
-            losses = self.per_sample(y_true, y_pred, mask)
-            return reduce_weighted_values(
+            all_reduce = self._replica_sum()
+            losses = self.per_sample(y_true, y_pred, mask, all_reduce)
+            loss = reduce_weighted_values(
                 losses, sample_weight=sample_weight, reduction=self.reduction, dtype=self.dtype
             )
+            # Keras scales by 1/num_replicas only the values it reduces; a scalar (the global
+            # batch loss without per-sample weights) passes through unscaled: scale it here.
+            passed_through = tuple(losses.shape) == () and (
+                sample_weight is None or tuple(sample_weight.shape) == ()
+            )
+            if all_reduce is not None and passed_through and self.reduction not in (None, "none"):
+                loss = ops.multiply(loss, ops.cast(1.0 / all_reduce.replicas, loss.dtype))
+            return loss
 
     def get_config(self):
         return {**super().get_config(), "dtype": self._dtype_policy.name, **self.arguments}
@@ -150,12 +213,12 @@ class ConfusionLoss(RegistryLoss):
         """Loss per sample and class from the soft counts, each ``[batch, classes]``."""
         raise NotImplementedError
 
-    def per_sample(self, y_true, y_pred, mask=None):
+    def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
         if self.spec is not None:
-            return super().per_sample(y_true, y_pred, mask)
+            return super().per_sample(y_true, y_pred, mask, all_reduce)
         arguments = self.arguments
         averaging = {key: arguments.pop(key) for key in registry.REGION_OPTIONS}
-        inputs = prepare(y_true, y_pred, mask=mask, **arguments)
+        inputs = prepare(y_true, y_pred, mask=mask, all_reduce=all_reduce, **arguments)
         return average_classes(inputs, self.class_loss, **averaging)
 
 
