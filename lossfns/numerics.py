@@ -6,8 +6,6 @@ core supports. Constants are created with the dtype and device of an input array
 
 from __future__ import annotations
 
-import math
-
 #: Probabilities are clipped to ``[PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON]`` inside log
 #: terms and the focal factors next to them (Keras' ``backend.epsilon()``), nowhere else.
 PROBABILITY_EPSILON = 1e-7

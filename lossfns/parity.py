@@ -597,7 +597,7 @@ def run(settings: Settings, losses=None, backends=None, *, progress=None, timeou
                 if importlib.util.find_spec(framework) is None:
                     for b in wanted:
                         report.availability[b] = f"not installed ({framework})"
-                        for loss in entries:
+                        for _ in entries:
                             advance(b)
                     continue
                 workers.append(_Worker(framework, wanted, input_path, directory, events))
