@@ -1,0 +1,213 @@
+"""Hand-written text that the loss pages add to what the registry and docstrings say.
+
+Everything keyed by loss or family name is optional: a loss that is registered but not
+listed here still gets its page section (formula, hyperparameters, adapters, figure) from
+the registry; these tables only add prose. Peer equivalences are the ones the test suite
+measures (``tests/test_peers.py`` and the loss tests) or the contract states.
+"""
+
+from __future__ import annotations
+
+#: family -> (page title, intro paragraph). Unknown families get a title from their name.
+FAMILIES = {
+    "region": (
+        "Region losses",
+        "Formulas of the soft confusion terms (see [confusion terms][confusion-terms]), one value "
+        "per class, combined over the classes by `average` (see [averaging][averaging]). These "
+        "are tensorflow-mri's `TverskyLoss`, `FocalTverskyLoss`, `F1Loss` and `IoULoss`, with the "
+        "same defaults and the same averaging. Their options: `average`, `class_weights`, "
+        "`include_background`, `background_index`, `soft_label` and the common options.",
+    ),
+    "distribution": (
+        "Distribution losses",
+        "Per-element losses averaged over the elements of a sample with the mask as weights "
+        "(`Σ m·ℓ / Σ m`, 0 when `Σ m = 0`). With probabilities, `p` is clipped to "
+        "`[1e-7, 1 − 1e-7]` inside the log terms and the focal factors next to them (Keras' "
+        "epsilon) and nowhere else; with logits every log comes from a log-softmax or "
+        "log-sigmoid and nothing is clipped. The binary losses always use a sigmoid.",
+    ),
+    "compound": (
+        "Compound losses",
+        "Sums of a distribution term and a region term. With `batch=True` every part is a batch "
+        "quantity (global Dice, cross-entropy averaged over every element of the batch), so the "
+        "distributed batch loss stays exact.",
+    ),
+    "unified_focal": (
+        "Unified Focal family",
+        "Yeung et al. 2022. Class `background_index` (default 0) is the background and every "
+        "other class is *rare*; a single-channel binary input is expanded to `[1 − p, p]` first. "
+        "The modified Tversky index weighs false negatives by δ and false positives by `1 − δ`: "
+        "$mTI_c = (TP_c + \\epsilon)/(TP_c + \\delta\\,FN_c + (1-\\delta)\\,FP_c + \\epsilon)$, "
+        "with ε = 1e-7 by default, as in the authors' code. γ must lie in [0, 1] wherever there "
+        "is a Tversky part (the exponent is `1 − γ`).\n\n"
+        "!!! warning \"γ means opposite things in the two focal Tversky losses\"\n"
+        "    [`focal_tversky_loss`][focal_tversky_loss] (tensorflow-mri) computes `(1 − TI)^γ`; "
+        "the functions on this page compute `(1 − mTI)^(1−γ)`. Both default to γ = 0.75, a mild "
+        "exponent in one and a strong one in the other. In `focal_tversky_loss` α weighs false "
+        "positives; here δ weighs false negatives.",
+    ),
+}
+
+#: loss -> Markdown list items: the equivalent call elsewhere and the measured differences.
+PEERS = {
+    "tversky_loss": [
+        "**tensorflow-mri** `TverskyLoss(alpha, beta, epsilon)`: the same definition, defaults "
+        "and averaging (α weighs false positives).",
+        "**MONAI** `TverskyLoss(alpha=a, beta=b, smooth_nr=ε, smooth_dr=ε)` equals "
+        "`tversky_loss(alpha=a, beta=b, epsilon=ε)`: MONAI takes ε as is "
+        "(`tests/test_peers.py::test_monai_tversky`).",
+        "**Keras 3** `keras.losses.Tversky(alpha=a, beta=b, axis=(1, 2))`: its α weighs false "
+        "*negatives*, so it is `tversky_loss(alpha=b, beta=a, epsilon=0)` (mean over classes, "
+        "equal to 1e-6: Keras adds 1e-7 to the denominator only; "
+        "`tests/test_peers.py::test_keras_dice_and_tversky`).",
+    ],
+    "focal_tversky_loss": [
+        "**tensorflow-mri** `FocalTverskyLoss(alpha, beta, gamma, epsilon)`: the same "
+        "definition, with γ the exponent itself (γ = 0.75 by default).",
+        "Not the Unified Focal `symmetric_focal_tversky_loss`, whose exponent is `1 − γ`.",
+    ],
+    "f1_loss": [
+        "**tensorflow-mri** `F1Loss(epsilon)`: the same definition.",
+        "**MONAI** `DiceLoss(smooth_nr=s, smooth_dr=s)` equals `dice_loss(epsilon=s/2)` "
+        "(softmax and sigmoid; `tests/test_peers.py::test_monai_dice`). MONAI's class `weight` "
+        "averages where ours (and tfmri's) `class_weights` add up: a factor of C.",
+        "**Keras 3** `keras.losses.Dice(axis=(1, 2), reduction=None)` returns one value per "
+        "sample and class; its mean over classes equals `dice_loss(epsilon=0)` to 1e-6 (Keras "
+        "adds 1e-7 to the denominator only; `tests/test_peers.py::test_keras_dice_and_tversky`).",
+    ],
+    "iou_loss": [
+        "**tensorflow-mri** `IoULoss(epsilon)`: the same definition.",
+    ],
+    "binary_crossentropy": [
+        "**Keras 3** `BinaryCrossentropy(from_logits=...)`: the same values per element, "
+        "averaged over the channels (`tests/test_peers.py::test_keras_crossentropies`).",
+        "**PyTorch** `torch.nn.BCEWithLogitsLoss` on logits, averaged per sample.",
+    ],
+    "categorical_crossentropy": [
+        "**Keras 3** `CategoricalCrossentropy(from_logits=...)`: the same values "
+        "(`tests/test_peers.py::test_keras_crossentropies`).",
+        "**PyTorch** `torch.nn.CrossEntropyLoss(reduction=\"none\")` on logits, averaged over "
+        "the elements of each sample.",
+    ],
+    "binary_focal_loss": [
+        "**Keras 3** `BinaryFocalCrossentropy(apply_class_balancing=True, alpha, gamma)` equals "
+        "`binary_focal_loss(alpha, gamma)` and `apply_class_balancing=False` equals `alpha=None`, "
+        "for 0/1 labels only: Keras computes its focal factor from the labels, which differs "
+        "for soft labels (`tests/test_peers.py::test_keras_binary_focal`).",
+        "**MONAI** `FocalLoss(alpha, gamma)` (sigmoid) with reduction `\"mean\"` averages over "
+        "classes as well (`tests/test_peers.py::test_monai_sigmoid_focal`).",
+    ],
+    "categorical_focal_loss": [
+        "**Keras 3** `CategoricalFocalCrossentropy(alpha, gamma)`: the same values (its "
+        "default `alpha=0.25` differs from ours, `None`) "
+        "(`tests/test_peers.py::test_keras_categorical_focal`).",
+        "**MONAI** `FocalLoss(use_softmax=True)` with reduction `\"mean\"` also averages over "
+        "classes (ours sums: a factor C), and with a scalar α it weighs the background `1 − α` "
+        "and every other class α (ours: the same α for all) "
+        "(`tests/test_peers.py::test_monai_softmax_focal`).",
+    ],
+    "combo_loss": [
+        "**The Unified Focal authors' repository** puts β on the background: theirs at β equals "
+        "ours at `1 − β`.",
+    ],
+    "hybrid_focal_loss": [
+        "Yeung et al. 2021; `λ·categorical_focal_loss + (1 − λ)·focal_tversky_loss`, the focal "
+        "Tversky part with the macro average over every class.",
+    ],
+    "asymmetric_unified_focal_loss": [
+        "**MONAI 1.6.1** `AsymmetricUnifiedFocalLoss` averages its focal part over classes (half "
+        "our value for two classes) and defaults δ = 0.7: the two agree only at λ = 0 "
+        "(`tests/test_peers.py::test_monai_asymmetric_unified_focal`).",
+        "**The authors' repository** puts `weight` on the Tversky part: theirs at λ equals ours "
+        "at `1 − λ` (the two agree at the default 0.5).",
+    ],
+    "symmetric_unified_focal_loss": [
+        "**The authors' repository** puts `weight` on the Tversky part: theirs at λ equals ours "
+        "at `1 − λ`.",
+    ],
+    "dice_ce_loss": [
+        "**nnU-Net** `DC_and_CE_loss(weight_ce=a, weight_dice=b)` with `SoftDiceLoss(smooth=s, "
+        "do_bg=False, batch_dice=B)` equals `dice_ce_loss(ce_weight=a, dice_weight=b, "
+        "epsilon=s/2, include_background=False, batch=B) − b` (nnU-Net returns −DSC, not "
+        "1 − DSC; the gradients are equal).",
+        "**MONAI** `DiceCELoss(smooth_nr=s, smooth_dr=s, lambda_ce=a, lambda_dice=b)` on logits "
+        "equals `dice_ce_loss(..., epsilon=s/2, from_logits=True)` averaged over the batch.",
+    ],
+    "dice_focal_loss": [
+        "**MONAI** `DiceFocalLoss` differs: with `softmax=True` its focal part is still a "
+        "sigmoid focal loss, and `include_background=False` also drops the background from its "
+        "focal part.",
+    ],
+    "generalized_dice_loss": [
+        "**MONAI** `GeneralizedDiceLoss(w_type=W, smooth_nr=ε, smooth_dr=ε)` equals "
+        "`generalized_dice_loss(weighting=W, epsilon=ε)`; where no class is present MONAI gives "
+        "NaN at ε = 0 and we give 0.",
+        "**optax** normalises its weights and treats empty classes differently.",
+    ],
+    "mcc_loss": [
+        "**segmentation-models-pytorch** `MCCLoss` (binary, sums over the whole batch) equals "
+        "`mcc_loss(..., batch=True)` on one channel at ε = 0; smp adds its eps to each of TP, "
+        "TN, FP and FN, so the two differ slightly for ε > 0.",
+    ],
+    "lovasz_softmax_loss": [
+        "**segmentation-models-pytorch** `LovaszLoss(mode=\"multiclass\", per_image=True)` on "
+        "logits equals `lovasz_softmax_loss(..., from_logits=True)` averaged over the batch.",
+        "kornia's current `lovasz_softmax_loss` permutes the labels wrongly.",
+    ],
+    "lovasz_hinge_loss": [
+        "**segmentation-models-pytorch** `LovaszLoss(mode=\"binary\", per_image=True)` gives "
+        "the same values on one channel (smp sorts all channels of an image together; we treat "
+        "channels as independent binary tasks).",
+    ],
+    "boundary_loss": [
+        "**The authors' code** (Kervadec et al.): the same signed distance maps "
+        "(`lossfns.signed_distance_maps`) and the same loss.",
+    ],
+    "cldice_loss": [
+        "**The authors' code** (`soft_cldice`, sums over the whole batch, background dropped) "
+        "equals `cldice_loss(..., batch=True)` with the defaults.",
+        "**MONAI 1.6.1** `SoftclDiceLoss(iter_=n, smooth_nr=ε, smooth_dr=ε)` is per sample like "
+        "ours but adds its `smooth` to the harmonic mean's denominator and defaults "
+        "`include_background=True`.",
+    ],
+    "dice_cldice_loss": [
+        "**The authors' code** `soft_dice_cldice` equals `dice_cldice_loss(..., batch=True)` "
+        "with the defaults; **MONAI** `SoftDiceclDiceLoss` uses the macro `DiceLoss` for its "
+        "Dice part.",
+    ],
+}
+
+#: What the checks accept, by the check function's name.
+CHECK_RANGES = {
+    "check_nonnegative": "≥ 0",
+    "check_unit_interval": "[0, 1]",
+    "check_gamma_at_most_one": "[0, 1]",
+    "check_optional_unit_interval": "`None` or [0, 1]",
+    "_optional_unit_interval": "`None` or [0, 1]",
+    "check_focal_alpha": "`None`, one number ≥ 0, or one per class",
+    "_focal_alpha": "`None`, one number ≥ 0, or one per class",
+    "check_real": "a finite real number",
+    "check_bool": "`True` or `False`",
+    "check_int": "an int",
+}
+
+#: Hyperparameter values drawn in a loss's figure, tried in this order of names: the first
+#: hyperparameter of a loss found here is varied, the others keep their defaults. Each
+#: name has candidate grids; the first grid whose values the loss accepts is used.
+FIGURE_GRIDS = {
+    "gamma": ([0.0, 0.5, 1.0, 2.0, 4.0], [0.0, 0.25, 0.5, 0.75, 1.0]),
+    "focal_gamma": ([0.0, 0.5, 1.0, 2.0, 4.0],),
+    "tversky_gamma": ([0.5, 0.75, 1.0, 2.0],),
+    "delta": ([0.3, 0.5, 0.7, 0.9],),
+    "weight": ([0.0, 0.25, 0.5, 0.75, 1.0],),
+    "alpha": ([0.1, 0.3, 0.5, 0.7, 0.9],),
+    "beta": ([0.1, 0.3, 0.5, 0.7, 0.9],),
+    "dice_weight": ([0.0, 0.5, 1.0, 2.0],),
+    "ce_weight": ([0.0, 0.5, 1.0, 2.0],),
+    "focal_weight": ([0.0, 0.5, 1.0, 2.0],),
+    "label_smoothing": ([0.0, 0.1, 0.2, 0.4],),
+    "weighting": (["square", "simple", "uniform"],),
+    "iterations": ([1, 3, 5],),
+    "classes": (["present", "all"],),
+    "epsilon": ([1e-5, 1e-2, 1.0],),
+}
