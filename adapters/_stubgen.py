@@ -201,19 +201,32 @@ def _function_stub(function, framework: str) -> list[str]:
     return lines
 
 
+def _is_generated(cls) -> bool:
+    """A class the registry loop made: it carries its own loss spec."""
+    return getattr(cls, "spec", None) is not None and "spec" in vars(cls)
+
+
 def render(framework: str) -> str:
     """The stub text of ``lossfns.adapters.<framework>`` as its current registry generates it."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {', '.join(FRAMEWORKS)}; got {framework!r}")
     module = importlib.import_module(f"lossfns.adapters.{framework}")
     names = list(module.__all__)
+    # Hand-written base classes first, a base before its subclasses; then the generated names
+    # in the module's order (an alias class follows the class it derives from).
+    def rank(name):
+        value = getattr(module, name)
+        if inspect.isclass(value) and not _is_generated(value):
+            return len(value.__mro__)
+        return 10**6
+
+    ordered = sorted(names, key=rank)  # sorted() is stable: ties keep the module's order
     blocks = []
     seen_functions = {}
-    for name in names:
+    for name in ordered:
         value = getattr(module, name)
         if inspect.isclass(value):
-            generated = getattr(value, "spec", None) is not None and "spec" in vars(value)
-            blocks.append(_class_stub(value, module, framework, generated=generated))
+            blocks.append(_class_stub(value, module, framework, generated=_is_generated(value)))
         elif callable(value):
             if id(value) in seen_functions:  # an alias: the same function under another name
                 blocks.append([f"{name} = {seen_functions[id(value)]}"])
