@@ -46,6 +46,26 @@ FAMILIES = {
         "exponent in one and a strong one in the other. In `focal_tversky_loss` α weighs false "
         "positives; here δ weighs false negatives.",
     ),
+    "lovasz": (
+        "Lovász losses",
+        "Berman et al. 2018: convex surrogates of the Jaccard index, computed per sample and class "
+        "from the errors sorted in decreasing order. They are not additive: with `all_reduce` (and "
+        "so `process_group` / `axis_name`) they raise a `ValueError`, because a global Lovász loss "
+        "cannot be computed from per-replica sums. Masks select elements: an element of weight 0 "
+        "is left out, every other counts fully.",
+    ),
+    "boundary": (
+        "Boundary loss",
+        "Kervadec et al. 2019: the predicted probabilities weighted by signed distance maps of the "
+        "ground truth (`lossfns.signed_distance_maps`, computed on the host with SciPy), negative "
+        "inside each class. The loss is linear in `p`; combine it with a region loss.",
+    ),
+    "cldice": (
+        "clDice losses",
+        "Shit et al. 2021: soft skeletons (iterated soft erosion and opening over the spatial axes) "
+        "compare the topology of thin structures such as vessels; `dice_cldice_loss` mixes clDice "
+        "with a Dice term. All sums are additive, so the distributed batch loss is exact.",
+    ),
 }
 
 #: loss -> Markdown list items: the equivalent call elsewhere and the measured differences.

@@ -124,4 +124,8 @@ def render(spec) -> bytes:
 def caption(spec) -> str:
     name, values = varied(spec)
     drawn = "" if name is None else f" Curves: `{name}` ∈ {{{', '.join(map(str, values))}}}, the rest at the defaults."
+    if getattr(spec, "logits_only", False):
+        drawn += " The loss takes logits: each channel gets `log(q / (1 − q))` of its probability `q`."
+    if getattr(spec, "target_kind", "labels") == "distance_maps":
+        drawn += " Its target is `lossfns.signed_distance_maps` of the label map."
     return SETTING + drawn
