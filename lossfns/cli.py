@@ -1,9 +1,15 @@
 """The ``lossfns`` command: list the losses, check cross-framework parity, evaluate arrays.
 
 ``lossfns list`` prints the registry, ``lossfns parity`` compares every backend with a float64
-NumPy reference (see :mod:`lossfns.parity`), ``lossfns eval`` computes losses for arrays on
-disk with the NumPy core. Exit status: 0 success, 1 a parity failure, 2 bad arguments or
-unreadable input (one line on stderr, no traceback).
+NumPy reference (the harness is :mod:`lossfns.testing`, which only this tool imports),
+``lossfns eval`` computes losses for arrays on disk with the NumPy core.
+
+Exit status: 0 success; 1 a check failed (a parity cell failed, or ``eval`` computed a loss
+that is not finite); 2 bad arguments, unreadable input, not enough memory for the requested
+shape, or no backend on the requested ``--device``; 130 interrupted; 141 the reader of the
+output went away (``lossfns list | head``), as a SIGPIPE would. Every error is one line on
+stderr, ``lossfns <command>: error: <message>`` (:func:`print_error`), never a traceback.
+JSON output is always valid JSON: a non-finite number is written as ``null``.
 """
 
 from __future__ import annotations
@@ -16,11 +22,31 @@ import sys
 
 import numpy as np
 
-from . import parity, registry
+from . import registry, testing
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 141
 
 
 class CLIError(Exception):
     """A user error: reported as one line on stderr with exit status 2."""
+
+
+def print_error(prog: str, message) -> None:
+    """The one error format of the tool: ``<prog>: error: <message>`` on one line of stderr."""
+    text = " ".join(str(message).split())  # a multi-line message from a library stays one line
+    print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block), exit status 2."""
+
+    def error(self, message):
+        print_error(self.prog, message)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _dumps(document) -> str:
+    return json.dumps(document, indent=2, allow_nan=False)
 
 
 # --------------------------------------------------------------------------- output helpers
@@ -64,7 +90,7 @@ def _number(x) -> str:
     return "inf" if math.isinf(x) else f"{x:.0e}"
 
 
-def cell_text(cell: parity.Cell) -> str:
+def cell_text(cell: testing.Cell) -> str:
     """``ok 2e-16 4e-11``: status, value and gradient differences (``—``: no gradient)."""
     if cell.status in ("pass", "fail"):
         word = "ok" if cell.status == "pass" else "FAIL"
@@ -73,6 +99,34 @@ def cell_text(cell: parity.Cell) -> str:
 
 
 # --------------------------------------------------------------------------- argument types
+
+
+def _integer(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
+
+
+def _nonnegative_int(text: str) -> int:
+    return _integer(text, 0, "a non-negative integer")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def _shape(text: str) -> tuple:
@@ -85,14 +139,11 @@ def _shape(text: str) -> tuple:
     return shape
 
 
-def _positive_int(text: str) -> int:
+def _device(text: str) -> str:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+        return testing.parse_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _FROM_LOGITS = {"true": True, "softmax": "softmax", "sigmoid": "sigmoid"}
@@ -146,8 +197,8 @@ def _list_rows():
 def command_list(args) -> int:
     rows = list(_list_rows())
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+        print(_dumps(rows))
+        return EXIT_OK
     table = []
     for row in rows:
         name = row["name"] + (f" (alias of {row['alias_of']})" if row["alias_of"] else "")
@@ -155,78 +206,123 @@ def command_list(args) -> int:
         table.append([name, row["family"], hyper, row["keras"], row["torch"], row["jax"]])
     print(format_table(["loss", "family", "hyperparameters (defaults)", "Keras class", "torch class",
                         "JAX function"], table))
-    return 0
+    return EXIT_OK
 
 
 # --------------------------------------------------------------------------- parity
 
 
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.3g} GiB"
+
+
+def _check_memory(settings: testing.Settings):
+    """Refuse a shape that cannot fit before anything is allocated."""
+    needed, available = testing.memory_estimate(settings), _physical_memory()
+    if available is not None and needed > available:
+        raise CLIError(f"--shape {','.join(map(str, settings.shape))} with {settings.classes} classes "
+                       f"needs about {_gib(needed)}, more than this machine's {_gib(available)}")
+
+
+def _parity_settings(args) -> testing.Settings:
+    try:
+        return testing.Settings(shape=args.shape, classes=args.classes, sparse=args.sparse,
+                                from_logits=args.from_logits, dtype=args.dtype, seed=args.seed,
+                                fd_points=args.fd_points, device=args.device)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _open_json(path):
+    """The --json file, opened before the run so that an unwritable path fails first."""
+    if not path or path == "-":
+        return None
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise CLIError(f"cannot write --json {path}: {exc.strerror or exc}") from None
+
+
+def _device_missing(report) -> str:
+    """Why no backend ran on the requested device ('' when one did)."""
+    if report.settings.device == "cpu" or any(not report.availability[b] for b in report.backends):
+        return ""
+    reasons = dict.fromkeys(report.availability[b] for b in report.backends
+                            if b not in testing.settings.LOCAL_BACKENDS)
+    why = "; ".join(reasons) or "only host backends were selected"
+    return f"no selected backend can run on {report.settings.device}: {why}"
+
+
 def command_parity(args) -> int:
     losses = _loss_names(args.losses)
     try:
-        backends = parity.resolve_backends(args.backends)
-        parity.perturbed_backends()
+        backends = testing.resolve_backends(args.backends)
+        testing.perturbed_backends()
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    settings = parity.Settings(shape=args.shape, classes=args.classes, sparse=args.sparse,
-                               from_logits=args.from_logits, dtype=args.dtype, seed=args.seed,
-                               fd_points=args.fd_points)
-    handle = None
-    if args.json and args.json != "-":
-        try:  # opened first, so that an unwritable path fails before the run
-            handle = open(args.json, "w")
-        except OSError as exc:
-            raise CLIError(f"cannot write --json {args.json}: {exc.strerror or exc}") from None
+    settings = _parity_settings(args)
+    _check_memory(settings)
+    handle = _open_json(args.json)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr, show)
     try:
-        report = parity.run(settings, losses, backends, progress=bar, timeout=args.timeout)
+        report = testing.run(settings, losses, backends, progress=bar, timeout=args.timeout)
         if handle:
-            json.dump(report.to_json(), handle, indent=2)
+            handle.write(_dumps(report.to_json()))
+    except MemoryError:
+        raise CLIError(f"out of memory for --shape {','.join(map(str, settings.shape))} "
+                       f"with {settings.classes} classes") from None
     finally:
         bar.close()
         if handle:
             handle.close()
-    if args.json == "-":
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(parity_text(report))
-    return 0 if report.passed else 1
+    missing = _device_missing(report)
+    if missing:
+        raise CLIError(missing)
+    print(_dumps(report.to_json()) if args.json == "-" else parity_text(report))
+    return EXIT_OK if report.passed else EXIT_FAILED
 
 
-def parity_text(report: parity.Report) -> str:
+def parity_text(report: testing.Report) -> str:
     """The parity table with its legend, notes and a summary line."""
     s = report.settings
     rows = [[loss] + [cell_text(report.cells[loss, b]) for b in report.backends] for loss in report.losses]
     lines = [format_table(["loss"] + report.backends, rows), ""]
     logits = "" if s.from_logits is False else f", from_logits={s.from_logits}"
     lines.append(f"inputs: shape {','.join(map(str, s.shape))} x {s.classes} classes, "
-                 f"{'sparse' if s.sparse else 'one-hot'} labels{logits}, {s.dtype}, seed {s.seed}")
+                 f"{'sparse' if s.sparse else 'one-hot'} labels{logits}, {s.dtype}, seed {s.seed}, "
+                 f"device {s.device}")
     lines.append(
         "cells: status, value difference, gradient difference; normwise relative to the float64 "
-        f"NumPy core (value) and 7-point finite differences at {s.fd_points} coordinates (gradient); "
-        f"tolerances value {parity.VALUE_TOLERANCE[s.dtype]:g}, "
-        f"gradient {parity.gradient_tolerance(s.dtype, s.sample_size):g}")
+        f"NumPy core (value) and to finite differences at {s.fd_points} coordinates, with a floor "
+        f"(gradient); tolerances value {testing.VALUE_TOLERANCE[s.dtype]:g}, "
+        f"gradient {testing.GRADIENT_TOLERANCE[s.dtype]:g}")
+    if s.device != "cpu":
+        ran = [f"{b} {report.devices[b]}" for b in report.backends if report.devices.get(b)]
+        lines.append(f"devices: {', '.join(ran)}")
     for backend in report.backends:
         if report.availability[backend]:
             lines.append(f"n/a    {backend}: {report.availability[backend]}")
     for loss, why in report.skipped.items():
         lines.append(f"skip   {loss}: {why}")
     for (loss, backend), cell in report.cells.items():
-        if cell.status in ("error", "fail") and cell.message:
-            lines.append(f"{cell.status:<5}  {loss} on {backend}: {cell.message}")
-    counts = {k: sum(c.status == k for c in report.cells.values()) for k in ("pass", "fail", "error", "n/a", "skip")}
+        if cell.status in ("error", "fail", "pass") and cell.message:
+            word = "note" if cell.status == "pass" else cell.status
+            lines.append(f"{word:<5}  {loss} on {backend}: {cell.message}")
+    counts = report.counts()
     lines.append(f"parity: {counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "
                  f"{counts['n/a']} n/a, {counts['skip']} skipped in {report.seconds:.1f} s")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- eval
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _load_nifti(path):
@@ -260,24 +356,30 @@ def load_array(path: str, key: str | None, option: str):
     except CLIError:
         raise
     except Exception as exc:  # numpy and nibabel raise many types for a corrupt file
-        raise CLIError(f"cannot read {option} {path}: {_one_line(exc)}") from None
+        raise CLIError(f"cannot read {option} {path}: {testing.one_line(exc)}") from None
     raise CLIError(f"cannot read {option} {path}: unknown format (expected .npy, .npz, .nii or .nii.gz)")
 
 
 def _as_labels(y_true, y_pred, class_axis):
-    """Integer labels as int64; a float label map shaped like class indices, as integers.
+    """Integer labels as int64; a float label map that holds class indices, as integers.
 
-    Class indices have y_pred's shape without the class axis (or with a size-1 one); NIfTI
-    label maps are often stored as floats, so whole-number floats of that shape are converted.
+    Whether ``y_true`` holds class indices is the core's rule,
+    :func:`lossfns.inputs.label_layout`. NIfTI label maps are often stored as floats, so
+    whole-number floats laid out as class indices are converted. Against one channel such
+    floats are the binary target itself and are passed on as they are.
     """
+    from .inputs import label_layout
+
     if np.issubdtype(y_true.dtype, np.integer):
         return y_true.astype(np.int64)
     if not np.issubdtype(y_true.dtype, np.floating) or not -y_pred.ndim <= class_axis < y_pred.ndim:
         return y_true  # the core reports what is wrong
     axis = class_axis % y_pred.ndim
-    without_class = y_pred.shape[:axis] + y_pred.shape[axis + 1:]
-    unit_class = y_pred.shape[:axis] + (1,) + y_pred.shape[axis + 1:]
-    if y_true.shape == y_pred.shape or y_true.shape not in (without_class, unit_class):
+    try:
+        layout = label_layout(y_true.shape, y_pred.shape, axis)
+    except ValueError:
+        return y_true  # a shape mismatch: the core reports it
+    if layout != "indices" or y_pred.shape[axis] == 1:
         return y_true
     if not np.all(np.isfinite(y_true)) or np.any(y_true != np.round(y_true)):
         raise CLIError(f"y_true of shape {y_true.shape} holds class indices (y_pred has shape "
@@ -285,10 +387,39 @@ def _as_labels(y_true, y_pred, class_axis):
     return y_true.astype(np.int64)
 
 
-def command_eval(args) -> int:
-    from .inputs import prepare
+def _finite_or_none(x: float):
+    return x if math.isfinite(x) else None
 
-    names = _loss_names(args.losses)
+
+def _evaluate(names, y_true, y_pred, options):
+    """``(results, skipped)``: per-sample values and mean of each loss, or why it was skipped."""
+    results, skipped = {}, {}
+    for name in names or [spec.name for spec in registry.LOSSES]:
+        spec = registry.get(name)
+        try:
+            values = np.asarray(spec.function(y_true, y_pred, validate=True, **options), dtype=np.float64)
+        except (ValueError, TypeError) as exc:
+            if names:  # the user asked for this loss: its rejection is the answer
+                raise CLIError(f"{name}: {testing.one_line(exc)}") from None
+            skipped[name] = testing.one_line(exc)
+            continue
+        values = values.reshape(-1)
+        results[name] = {"mean": float(np.mean(values)), "per_sample": [float(x) for x in values]}
+    return results, skipped
+
+
+def _non_finite(results) -> str:
+    """'' or a message naming every loss whose value is not finite, with its first bad sample."""
+    bad = []
+    for name, r in results.items():
+        where = [i for i, x in enumerate(r["per_sample"]) if not math.isfinite(x)]
+        if where:
+            bad.append(f"{name} is {r['per_sample'][where[0]]} for sample {where[0]}"
+                       + (f" (and {len(where) - 1} more)" if len(where) > 1 else ""))
+    return ("non-finite loss: " + "; ".join(bad)) if bad else ""
+
+
+def _read_eval_inputs(args):
     y_true, true_nifti = load_array(args.y_true, args.key, "--y-true")
     y_pred, pred_nifti = load_array(args.y_pred, args.key, "--y-pred")
     if args.no_batch or true_nifti:
@@ -299,7 +430,16 @@ def command_eval(args) -> int:
         raise CLIError(f"y_pred must hold floating-point values, got dtype {y_pred.dtype} from {args.y_pred}")
     if y_pred.ndim < 2:
         raise CLIError(f"y_pred needs a batch and a class axis, got shape {y_pred.shape} (try --no-batch)")
-    y_true = _as_labels(y_true, y_pred, args.class_axis)
+    if y_pred.shape[0] == 0:
+        raise CLIError(f"y_pred holds no samples (shape {y_pred.shape})")
+    return _as_labels(y_true, y_pred, args.class_axis), y_pred
+
+
+def command_eval(args) -> int:
+    from .inputs import prepare
+
+    names = _loss_names(args.losses)
+    y_true, y_pred = _read_eval_inputs(args)
     options = {"class_axis": args.class_axis}
     if args.from_logits is not False:
         options["from_logits"] = args.from_logits
@@ -308,27 +448,26 @@ def command_eval(args) -> int:
     try:
         prepare(y_true, y_pred, validate=True, **options)
     except (ValueError, TypeError) as exc:
-        raise CLIError(_one_line(exc)) from None
-
-    results, skipped = {}, {}
-    for name in names or [spec.name for spec in registry.LOSSES]:
-        spec = registry.get(name)
-        try:
-            values = np.asarray(spec.function(y_true, y_pred, validate=True, **options), dtype=np.float64)
-        except (ValueError, TypeError) as exc:
-            if names:  # the user asked for this loss: its rejection is the answer
-                raise CLIError(f"{name}: {_one_line(exc)}") from None
-            skipped[name] = _one_line(exc)
-            continue
-        values = values.reshape(-1)
-        results[name] = {"mean": float(np.mean(values)), "per_sample": [float(x) for x in values]}
-
+        raise CLIError(testing.one_line(exc)) from None
+    results, skipped = _evaluate(names, y_true, y_pred, options)
     if args.json:
-        print(json.dumps({
+        safe = {name: {"mean": _finite_or_none(r["mean"]), "per_sample": [_finite_or_none(x) for x in r["per_sample"]]}
+                for name, r in results.items()}
+        print(_dumps({
             "y_true": {"path": args.y_true, "shape": list(y_true.shape), "dtype": str(y_true.dtype)},
             "y_pred": {"path": args.y_pred, "shape": list(y_pred.shape), "dtype": str(y_pred.dtype)},
-            "options": options, "losses": results, "skipped": skipped}, indent=2))
-        return 0
+            "options": options, "losses": safe, "skipped": skipped}))
+    else:
+        print(_eval_text(results, skipped, y_true, y_pred))
+    problem = _non_finite(results)
+    if problem:
+        sys.stdout.flush()
+        print_error("lossfns eval", problem)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _eval_text(results, skipped, y_true, y_pred) -> str:
     shown = 8
     rows = []
     for name, r in results.items():
@@ -336,11 +475,10 @@ def command_eval(args) -> int:
         if len(r["per_sample"]) > shown:
             samples += f" ... ({len(r['per_sample'])} samples; --json lists all)"
         rows.append([name, f"{r['mean']:.10g}", samples])
-    print(f"y_true {tuple(y_true.shape)} {y_true.dtype}, y_pred {tuple(y_pred.shape)} {y_pred.dtype}")
-    print(format_table(["loss", "mean", "per-sample"], rows))
-    for name, why in skipped.items():
-        print(f"skip  {name}: {why}")
-    return 0
+    lines = [f"y_true {tuple(y_true.shape)} {y_true.dtype}, y_pred {tuple(y_pred.shape)} {y_pred.dtype}",
+             format_table(["loss", "mean", "per-sample"], rows)]
+    lines += [f"skip  {name}: {why}" for name, why in skipped.items()]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- parser
@@ -356,45 +494,44 @@ y_true holds dense labels (y_pred's shape) or class indices (the class axis abse
 size 1); a float label map of that shape whose values are whole numbers, as NIfTI label
 files often are, is read as integer labels. Data ranges are checked (validate=True).
 Without --losses every loss is computed and those that reject the inputs are listed as
-skipped; with --losses such a rejection is an error (exit status 2).
+skipped; with --losses such a rejection is an error (exit status 2). A loss that is not
+finite is shown (null in --json) and makes the exit status 1.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lossfns", description="Segmentation losses: list them, check that every framework "
-        "gives the same numbers, evaluate arrays on disk.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,parity,eval}")
-
-    p = sub.add_parser("list", help="list every loss, its hyperparameters and adapter names")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(handler=command_list)
-
+def _add_parity_parser(sub):
     p = sub.add_parser(
         "parity", help="compare every backend with a float64 NumPy reference",
         description="Evaluate losses on every installed backend (value and gradient w.r.t. y_pred) "
                     "and compare with the float64 NumPy core (value) and finite differences "
-                    "(gradient). Exit status 1 if any cell fails.",
-        epilog=f"Test hook: {parity.PERTURB_ENV}=<backend>[,...] multiplies those backends' values "
+                    "(gradient). Exit status 1 if any cell fails, 2 on bad arguments.",
+        epilog=f"Test hook: {testing.PERTURB_ENV}=<backend>[,...] multiplies those backends' values "
                f"by 1+1e-3, so the check must fail.")
     p.add_argument("--losses", help="comma-separated loss names or aliases (default: all)")
     p.add_argument("--backends", help="comma-separated backends or groups: "
-                   f"{', '.join(parity.BACKENDS)}; groups core, adapters, keras, all (default: all)")
+                   f"{', '.join(testing.BACKENDS)}; groups core, adapters, keras, all (default: all)")
     p.add_argument("--shape", type=_shape, default=(2, 16, 16),
                    help="batch and spatial sizes, e.g. 2,16,16 (default) or 4 for plain classification")
     p.add_argument("--classes", type=_positive_int, default=3, help="number of classes (default 3)")
     p.add_argument("--sparse", action="store_true", help="integer class labels instead of one-hot")
     _add_from_logits(p)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float64")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the inputs (default 0)")
     p.add_argument("--fd-points", type=_positive_int, default=32,
                    help="coordinates checked by finite differences per loss (default 32)")
+    p.add_argument("--device", type=_device, default="cpu",
+                   help="where torch, JAX and TensorFlow (and their adapters and Keras) run: cpu "
+                        "(default), cuda or cuda:N; backends without that device are n/a, and "
+                        "exit status 2 if none has it")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE ('-': stdout only)")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the framework workers")
+    p.add_argument("--timeout", type=_positive_seconds, default=600.0,
+                   help="seconds to wait for the framework workers (default 600)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
     p.set_defaults(handler=command_parity)
 
+
+def _add_eval_parser(sub):
     p = sub.add_parser("eval", help="compute losses for arrays on disk (NumPy core)",
                        description="Compute losses with the NumPy core for arrays on disk: "
                                    "per-sample values and their mean.",
@@ -409,19 +546,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-batch", action="store_true", help="the arrays have no batch axis: add one of size 1")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=command_eval)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="lossfns", description="Segmentation losses: list them, check that every framework "
+        "gives the same numbers, evaluate arrays on disk.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,parity,eval}")
+    p = sub.add_parser("list", help="list every loss, its hyperparameters and adapter names")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(handler=command_list)
+    _add_parity_parser(sub)
+    _add_eval_parser(sub)
     return parser
 
 
+def _silence_stdout():
+    # The reader has gone; point stdout at /dev/null so that the interpreter's final flush
+    # does not raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a one-line argument error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         status = args.handler(args)
+        sys.stdout.flush()
     except CLIError as exc:
-        print(f"lossfns {args.command}: error: {exc}", file=sys.stderr)
-        status = 2
+        print_error(f"lossfns {args.command}", exc)
+        status = EXIT_USAGE
+    except BrokenPipeError:
+        _silence_stdout()
+        status = EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        status = 130
-    sys.stdout.flush()
+        status = EXIT_INTERRUPTED
     return status
 
 

@@ -84,11 +84,19 @@ def parse_table(text):
 
 
 def test_importing_the_cli_imports_no_framework():
-    code = ("import sys, lossfns.cli, lossfns.parity; "
+    code = ("import sys, lossfns.cli, lossfns.testing; "
             "print([m for m in ('torch', 'jax', 'tensorflow', 'keras') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=_IMPORT_ROOT), check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_importing_lossfns_does_not_import_the_harness():
+    code = "import json, sys, lossfns; print(json.dumps([m for m in sys.modules if m.startswith('lossfns.')]))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=_IMPORT_ROOT), check=True).stdout
+    loaded = json.loads(out)
+    assert loaded and not [m for m in loaded if m.startswith(("lossfns.testing", "lossfns.cli"))], loaded
 
 
 # --------------------------------------------------------------------------- list
@@ -437,30 +445,3 @@ def test_parity_worker_timeout_is_an_error():
 def test_parity_unwritable_json_path_exits_2_before_running(tmp_path):
     result = run_cli("parity", "--backends", "numpy", "--json", tmp_path / "no" / "such" / "dir.json")
     assert_one_line_error(result, "cannot write --json")
-
-
-# --------------------------------------------------------------------------- the reference itself
-
-
-def test_finite_difference_reference_matches_analytic_gradient():
-    from lossfns import parity
-
-    settings = parity.Settings(shape=(2, 5, 3), classes=4, fd_points=40)
-    y_true, y_pred = parity.make_inputs(settings)
-    coords = parity.gradient_coordinates(settings, y_pred.shape)
-    fd = parity.finite_difference_gradient(registry.get("categorical_crossentropy"), y_true, y_pred,
-                                           coords, settings)
-    # d/dp_c of mean over the 15 elements of -Σ_c y_c log p_c (no clipping this far from 0 and 1)
-    analytic = -y_true[coords] / (y_pred[coords] * 15)
-    np.testing.assert_allclose(fd, analytic, rtol=1e-10, atol=1e-12)
-    assert len(coords[0]) == 40 and len(set(np.ravel_multi_index(coords, y_pred.shape))) == 40
-
-
-def test_non_finite_results_fail_with_json_safe_numbers():
-    from lossfns import parity
-
-    settings = parity.Settings(shape=(2, 3), classes=2)
-    cell = parity._judge(np.array([np.nan, 1.0]), np.zeros((2, 3, 2)), np.ones(2), np.ones(1),
-                         (np.array([0]), np.array([0]), np.array([0])), settings)
-    assert cell.status == "fail" and cell.value_diff is None and "not finite" in cell.message
-    json.dumps(vars(cell), allow_nan=False)

@@ -1,0 +1,94 @@
+"""The arrays a parity run feeds every loss, generated once and shared by every backend.
+
+Logits are standard normal; probabilities are their softmax over the classes (sigmoid for one
+class). Labels are uniform over the classes (0/1 for one class), one-hot unless the run is
+sparse. A loss with ``target_kind="distance_maps"`` (the boundary loss) gets signed distance
+maps of those labels from :func:`lossfns.signed_distance_maps` (standard normal floats where
+that function, SciPy or a spatial axis is missing: the loss is linear in them, so any floats
+test the same arithmetic). A loss with ``logits_only`` (the Lovász hinge) always gets the
+logits. Every array is stored in the run's dtype (labels as int64).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from .settings import Loss, Settings
+
+#: Bytes a run holds per element of ``y_pred`` at its peak, across the calling process and
+#: the three framework workers (inputs, their float64 copies, gradients, one-hot labels):
+#: a generous bound used to refuse a shape before allocating it.
+BYTES_PER_ELEMENT = 160
+
+
+class Case(NamedTuple):
+    """What one loss is fed: array names (keys of :func:`make_arrays`) and options."""
+
+    target: str  # "labels" or "distance_maps"
+    prediction: str  # "probabilities" or "logits"
+    options: dict
+
+
+def case_for(loss: Loss, settings: Settings) -> Case:
+    """The inputs of ``loss`` in a run with these settings."""
+    options = {} if settings.from_logits is False else {"from_logits": settings.from_logits}
+    logits = loss.logits_only or settings.from_logits is not False
+    return Case(loss.target_kind, "logits" if logits else "probabilities", options)
+
+
+def memory_estimate(settings: Settings) -> int:
+    """Bytes a run needs at its peak, about (see :data:`BYTES_PER_ELEMENT`)."""
+    return BYTES_PER_ELEMENT * settings.elements
+
+
+def _softmax(x):
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _distance_maps(labels, settings: Settings, rng):
+    import lossfns
+
+    maps_of = getattr(lossfns, "signed_distance_maps", None)
+    if maps_of is not None and len(settings.shape) > 1:
+        try:
+            # One channel is the foreground (label 1): take the last map of two classes.
+            maps = maps_of(labels, max(settings.classes, 2))
+            return maps[..., -settings.classes:]
+        except ImportError:  # SciPy missing
+            pass
+    return rng.normal(size=tuple(settings.shape) + (settings.classes,))
+
+
+def make_arrays(settings: Settings, cases) -> dict:
+    """``{name: array}`` for every name the ``cases`` use, in the run's dtype."""
+    rng = np.random.default_rng(settings.seed)
+    shape = tuple(settings.shape) + (settings.classes,)
+    logits = rng.normal(size=shape)
+    labels = rng.integers(0, max(settings.classes, 2), size=tuple(settings.shape))
+    used = {name for case in cases for name in (case.target, case.prediction)}
+    arrays = {"logits": logits.astype(settings.dtype)}
+    if "probabilities" in used:
+        probs = 1.0 / (1.0 + np.exp(-logits)) if settings.classes == 1 else _softmax(logits)
+        arrays["probabilities"] = probs.astype(settings.dtype)
+    if settings.sparse:
+        arrays["labels"] = labels.astype(np.int64)
+    elif settings.classes == 1:
+        arrays["labels"] = labels[..., None].astype(settings.dtype)
+    else:
+        arrays["labels"] = np.eye(settings.classes, dtype=settings.dtype)[labels]
+    if "distance_maps" in used:
+        arrays["distance_maps"] = np.asarray(_distance_maps(labels, settings, rng)).astype(settings.dtype)
+    return {name: arrays[name] for name in sorted(used)}
+
+
+def gradient_coordinates(settings: Settings, shape):
+    """Indices (a tuple of index arrays) of the coordinates checked by finite differences."""
+    size = math.prod(shape)
+    rng = np.random.default_rng(settings.seed + 1)
+    count = min(settings.fd_points, size)
+    flat = np.sort(rng.choice(size, count, replace=False)) if count < size else np.arange(size)
+    return np.unravel_index(flat, shape)
