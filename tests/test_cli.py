@@ -242,9 +242,78 @@ def test_parity_reports_inputs_a_loss_rejects_as_skipped():
     (["--losses", "dice,tversky_loss"], "unknown loss 'dice'"),
     (["--backends", "numpy,mxnet"], "unknown backend 'mxnet'"),
     (["--from-logits", "relu"], "--from-logits"),
+    # Regressions (issue 11, 3.10): these ended in a traceback with exit status 1 (which means
+    # "parity failed"), or were accepted.
+    (["--seed", "-1"], "--seed"),
+    (["--timeout", "-5"], "--timeout"),
+    (["--timeout", "0"], "--timeout"),
+    (["--timeout", "nan"], "--timeout"),
+    (["--device", "tpu"], "--device"),
+    (["--fd-points", "0"], "--fd-points"),
+    (["--no-such-flag"], "--no-such-flag"),
 ])
-def test_parity_bad_arguments_exit_2(args, fragment):
-    assert_usage_error(run_cli("parity", "--backends", "numpy", *args), fragment)
+def test_parity_bad_arguments_exit_2_with_one_line(args, fragment):
+    assert_one_line_error(run_cli("parity", "--backends", "numpy", *args), fragment)
+
+
+def test_missing_command_is_one_line():
+    assert_one_line_error(run_cli(), "required")
+
+
+def test_parity_shape_too_large_for_memory_exits_2_before_allocating():
+    # Regression (issue 11, 3.10): numpy's MemoryError ended in a traceback with exit status 1.
+    result = run_cli("parity", "--backends", "numpy", "--losses", "dice_loss", "--shape", "100000,100000,1000")
+    assert_one_line_error(result, "--shape 100000,100000,1000", "GiB")
+
+
+def test_closed_pipe_ends_quietly():
+    # Regression (issue 11, 3.10): `lossfns list | head` ended in a BrokenPipeError traceback.
+    environment = dict(os.environ, PYTHONPATH=_IMPORT_ROOT)
+    process = subprocess.Popen([sys.executable, "-m", "lossfns.cli", "list", "--json"], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the tool writes
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, stderr
+    assert stderr == ""
+
+
+def _cuda_available() -> bool:
+    if not installed("torch"):
+        return False
+    probe = "import torch; print(torch.cuda.is_available())"
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True).stdout.strip() == "True"
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+def test_parity_device_cuda_runs_there_or_exits_2():
+    result = run_cli("parity", "--losses", "tversky_loss", "--backends", "numpy,torch,torch-adapter",
+                     "--shape", "1,3", "--device", "cuda", "--json", "-")
+    if not _cuda_available():
+        assert_one_line_error(result, "no selected backend can run on cuda:0", "torch sees no CUDA device")
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["settings"]["device"] == "cuda:0"
+    assert document["results"]["tversky_loss"]["numpy"]["status"] == "n/a"  # host only
+    for backend in ("torch", "torch-adapter"):
+        assert document["backends"][backend]["device"].startswith("cuda:0 (")
+        assert document["results"]["tversky_loss"][backend]["status"] == "pass"
+
+
+def test_parity_device_cuda_with_host_backends_only_exits_2():
+    result = run_cli("parity", "--losses", "tversky_loss", "--backends", "numpy,array-api-strict",
+                     "--device", "cuda:0")
+    assert_one_line_error(result, "no selected backend can run on cuda:0")
+
+
+@pytest.mark.skipif(not installed("torch"), reason="torch is not installed")
+def test_parity_device_cpu_is_reported():
+    result = run_cli("parity", "--losses", "f1_loss", "--backends", "numpy,torch", "--shape", "1,3",
+                     "--device", "cpu", "--json", "-")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["settings"]["device"] == "cpu"
+    assert {b: info["device"] for b, info in document["backends"].items()} == {"numpy": "cpu", "torch": "cpu"}
 
 
 def test_parity_bad_perturb_hook_exits_2():
@@ -416,6 +485,49 @@ def test_eval_unknown_loss_and_bad_data(good_files, tmp_path):
     assert_one_line_error(run_cli("eval", "--y-true", true, "--y-pred", tmp_path / "big.npy"), "y_pred")
     np.save(tmp_path / "frac.npy", np.full((2, 4, 4), 0.5))  # class indices that are not whole
     assert_one_line_error(run_cli("eval", "--y-true", tmp_path / "frac.npy", "--y-pred", pred), "whole")
+
+
+def test_eval_non_finite_loss_exits_1_and_writes_valid_json(good_files, monkeypatch, capsys):
+    # Regression (issue 11, 3.5): eval printed nan with exit status 0 and --json wrote NaN.
+    from types import SimpleNamespace
+
+    from lossfns import cli
+
+    def broken(y_true, y_pred, **options):
+        return np.array([np.nan, np.inf])
+
+    spec = SimpleNamespace(name="broken_loss", function=broken)
+    monkeypatch.setattr(cli, "registry", SimpleNamespace(LOSSES=(spec,), get=lambda name: spec))
+    true, pred = good_files
+    assert cli.main(["eval", "--y-true", str(true), "--y-pred", str(pred), "--json"]) == 1
+    out, err = capsys.readouterr()
+    document = json.loads(out, parse_constant=lambda token: pytest.fail(f"invalid JSON token {token}"))
+    assert document["losses"]["broken_loss"] == {"mean": None, "per_sample": [None, None]}
+    assert err.strip() == "lossfns eval: error: non-finite loss: broken_loss is nan for sample 0 (and 1 more)"
+    assert cli.main(["eval", "--y-true", str(true), "--y-pred", str(pred)]) == 1
+    out, err = capsys.readouterr()
+    assert "broken_loss  nan" in out and "non-finite loss" in err
+
+
+def test_eval_without_samples_exits_2(tmp_path):
+    np.save(tmp_path / "t.npy", np.zeros((0, 4), dtype=np.int64))
+    np.save(tmp_path / "p.npy", np.zeros((0, 4, 3)))
+    assert_one_line_error(run_cli("eval", "--y-true", tmp_path / "t.npy", "--y-pred", tmp_path / "p.npy"),
+                          "no samples")
+
+
+def test_eval_soft_binary_labels_without_class_axis_follow_the_core(tmp_path):
+    # One rule for class indices (inputs.label_layout): against one channel, float labels
+    # without the class axis are the binary target itself, soft or not (the old CLI rule
+    # called them class indices and rejected 0.3 as "not a whole number").
+    rng = np.random.default_rng(7)
+    probs = rng.uniform(0.05, 0.95, size=(2, 5, 4, 1))
+    soft = rng.uniform(0, 1, size=(2, 5, 4))
+    np.save(tmp_path / "t.npy", soft)
+    np.save(tmp_path / "p.npy", probs)
+    losses = ["dice_loss", "binary_crossentropy"]
+    document = eval_json("--y-true", tmp_path / "t.npy", "--y-pred", tmp_path / "p.npy", "--losses", ",".join(losses))
+    assert_matches_core(document, soft[..., None], probs, losses)
 
 
 def test_eval_requires_both_files():
