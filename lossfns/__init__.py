@@ -4,6 +4,8 @@ The core is pure functions over the Python array API (through ``array-api-compat
 imports no deep-learning framework. Framework classes live in ``lossfns.adapters``.
 """
 
+from .boundary import boundary_loss, signed_distance_maps
+from .cldice import cldice_loss, dice_cldice_loss
 from .compound import combo_loss, hybrid_focal_loss
 from .confusion import Confusion, confusion_terms
 from .distribution import (
@@ -12,7 +14,16 @@ from .distribution import (
     categorical_crossentropy,
     categorical_focal_loss,
 )
-from .region import dice_loss, f1_loss, focal_tversky_loss, iou_loss, jaccard_loss, tversky_loss
+from .lovasz import lovasz_hinge_loss, lovasz_softmax_loss
+from .region import (
+    dice_loss,
+    f1_loss,
+    focal_tversky_loss,
+    iou_loss,
+    jaccard_loss,
+    region_loss,
+    tversky_loss,
+)
 from .unified_focal import (
     asymmetric_focal_loss,
     asymmetric_focal_tversky_loss,
@@ -31,16 +42,23 @@ __all__ = [
     "asymmetric_unified_focal_loss",
     "binary_crossentropy",
     "binary_focal_loss",
+    "boundary_loss",
     "categorical_crossentropy",
     "categorical_focal_loss",
+    "cldice_loss",
     "combo_loss",
     "confusion_terms",
+    "dice_cldice_loss",
     "dice_loss",
     "f1_loss",
     "focal_tversky_loss",
     "hybrid_focal_loss",
     "iou_loss",
     "jaccard_loss",
+    "lovasz_hinge_loss",
+    "lovasz_softmax_loss",
+    "region_loss",
+    "signed_distance_maps",
     "symmetric_focal_loss",
     "symmetric_focal_tversky_loss",
     "symmetric_unified_focal_loss",

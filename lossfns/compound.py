@@ -7,8 +7,13 @@ from .distribution import class_constants, categorical_focal_weights, weighted_f
 from .inputs import prepare
 from .region import focal_tversky_from_inputs
 
+_UNIT, _NONNEG = v.check_unit_interval, v.check_nonnegative
 
-def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_index=0, **options):
+
+@v.validated(two_channels=True, alpha=_UNIT, beta=_UNIT, epsilon=_NONNEG)
+def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_index=0,
+               soft_label=False, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
+               batch=False, validate=False, all_reduce=None):
     r"""Combo loss (Taghanaki et al. 2019): weighted cross-entropy minus the Dice coefficient.
 
     .. math::
@@ -28,8 +33,9 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
       beta: cross-entropy weight of the non-background classes in [0, 1].
       epsilon: Dice smoothing, >= 0.
       background_index: the background class.
-      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
-        ``validate`` (SPEC §2).
+      soft_label: the ``|p - y|`` form of the confusion terms of the Dice part.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
@@ -38,10 +44,9 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
       Taghanaki et al., "Combo loss: Handling input and output imbalance in multi-organ
       segmentation", Computerized Medical Imaging and Graphics, 2019.
     """
-    alpha = v.check_unit_interval("alpha", alpha)
-    beta = v.check_unit_interval("beta", beta)
-    epsilon = v.check_nonnegative("epsilon", epsilon)
-    inputs = prepare(y_true, y_pred, **options).with_two_channels()
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label).with_two_channels()
     background = v.check_background_index(background_index, inputs.num_classes)
     weights = class_constants(inputs.num_classes, background, background_value=1.0 - beta, rare_value=beta)
     cross_entropy = weighted_focal_crossentropy(inputs, class_weights=weights, gamma=0.0)
@@ -49,8 +54,12 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
     return alpha * cross_entropy - (1.0 - alpha) * (1.0 - dice)
 
 
+@v.validated(two_channels=True, weight=_UNIT, focal_alpha=v.check_focal_alpha, focal_gamma=_NONNEG,
+             tversky_alpha=_NONNEG, tversky_beta=_NONNEG, tversky_gamma=_NONNEG, epsilon=_NONNEG)
 def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gamma=2.0,
-                      tversky_alpha=0.3, tversky_beta=0.7, tversky_gamma=0.75, epsilon=1e-5, **options):
+                      tversky_alpha=0.3, tversky_beta=0.7, tversky_gamma=0.75, epsilon=1e-5,
+                      soft_label=False, class_axis=-1, from_logits=False, mask=None,
+                      ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Hybrid focal loss (Yeung et al. 2021): categorical focal plus focal Tversky.
 
     .. math::
@@ -62,13 +71,16 @@ def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gam
     first, so both parts see two classes.
 
     Args:
-      y_true, y_pred, **options: as in :func:`~lossfns.combo_loss`.
+      y_true, y_pred: as in :func:`~lossfns.combo_loss`.
       weight: λ, the weight of the focal part, in [0, 1].
       focal_alpha: ``None``, one number, or one weight per class.
       focal_gamma: focal exponent, >= 0.
       tversky_alpha, tversky_beta: Tversky weights of false positives and negatives, >= 0.
       tversky_gamma: focal Tversky exponent ``(1 - TI)**γ``, >= 0.
       epsilon: Tversky smoothing, >= 0.
+      soft_label: the ``|p - y|`` form of the confusion terms of the Tversky part.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
@@ -77,17 +89,15 @@ def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gam
       Yeung et al., "Focus U-Net: A novel dual attention-gated CNN for polyp segmentation
       during colonoscopy", Computers in Biology and Medicine, 2021.
     """
-    weight = v.check_unit_interval("weight", weight)
-    focal_gamma = v.check_nonnegative("focal_gamma", focal_gamma)
-    tversky_alpha = v.check_nonnegative("tversky_alpha", tversky_alpha)
-    tversky_beta = v.check_nonnegative("tversky_beta", tversky_beta)
-    tversky_gamma = v.check_nonnegative("tversky_gamma", tversky_gamma)
-    epsilon = v.check_nonnegative("epsilon", epsilon)
-    v.check_weights("focal_alpha", focal_alpha, allow_scalar=True)
-    inputs = prepare(y_true, y_pred, **options).with_two_channels()
-    alpha = categorical_focal_weights("focal_alpha", focal_alpha, inputs.num_classes)
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label).with_two_channels()
+    alpha = categorical_focal_weights(focal_alpha, inputs.num_classes)
     focal = weighted_focal_crossentropy(inputs, class_weights=alpha, gamma=focal_gamma)
     tversky = focal_tversky_from_inputs(
         inputs, alpha=tversky_alpha, beta=tversky_beta, gamma=tversky_gamma, epsilon=epsilon
     )
     return weight * focal + (1.0 - weight) * tversky
+
+
+__all__ = ["combo_loss", "hybrid_focal_loss"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from . import numerics as nx
+from . import validation as v
 from .inputs import PreparedInputs, prepare
 
 
@@ -42,26 +43,32 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
     xp, axes, m = inputs.xp, inputs.reduce_axes, inputs.weights
     p = inputs.probs
     mp = p if m is None else p * m
+    predicted = nx.blocked_sum(xp, mp, axes)
     if inputs.target is not None:
         y = inputs.target
-        tp = nx.blocked_sum(xp, mp * y, axes)
         actual = nx.blocked_sum(xp, y if m is None else y * m, axes)
-    else:
+        if inputs.soft_label:  # TP = (Σ m·p + Σ m·y − Σ m·|p − y|) / 2: minimal at p = y
+            distance = xp.abs(p - y)
+            distance = nx.blocked_sum(xp, distance if m is None else distance * m, axes)
+            tp = (predicted + actual - distance) * inputs.constant(0.5)
+        else:
+            tp = nx.blocked_sum(xp, mp * y, axes)
+    else:  # sparse labels are hard: soft_label changes nothing
         hit = inputs.class_mask()
         zero = inputs.constant(0.0)
         tp = nx.blocked_sum(xp, xp.where(hit, mp, zero), axes)
         if m is None:  # count the booleans: no float one-hot of the volume
-            actual = xp.astype(xp.count_nonzero(hit, axis=axes), inputs.dtype)
+            actual = nx.count_true(xp, hit, axes, inputs.dtype)
         else:
             actual = nx.blocked_sum(xp, xp.where(hit, m, zero), axes)
-    predicted = nx.blocked_sum(xp, mp, axes)
     if inputs.all_reduce is not None:
         tp, predicted, actual = (inputs.all_reduce(t) for t in (tp, predicted, actual))
     return ConfusionSums(tp, predicted, actual)
 
 
-def confusion_terms(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None,
-                    ignore_index=None, batch=False, validate=False) -> Confusion:
+@v.validated()
+def confusion_terms(y_true, y_pred, *, soft_label=False, class_axis=-1, from_logits=False,
+                    mask=None, ignore_index=None, batch=False, validate=False) -> Confusion:
     r"""Soft true/false positives/negatives per sample and class.
 
     .. math::
@@ -69,18 +76,28 @@ def confusion_terms(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=No
         FN = \sum m\,y\,(1-p) \quad TN = \sum m\,(1-y)\,(1-p)
 
     summed over the spatial axes (and the batch axis with ``batch=True``); ``m`` is the
-    mask (1 where none). The terms are additive over shards of the data.
+    mask (1 where none). With ``soft_label=True`` (soft labels) TP is
+    ``(Σ m·p + Σ m·y − Σ m·|p − y|) / 2`` and FP, FN, TN follow from it. The terms are
+    additive over shards of the data.
 
     Args:
       y_true: dense labels ``[batch, ..., classes]`` or integer labels without the class axis.
       y_pred: probabilities (or logits, see ``from_logits``) ``[batch, ..., classes]``.
-      class_axis, from_logits, mask, ignore_index, batch, validate: see SPEC §2.
+      soft_label: use the ``|p - y|`` form, for soft labels.
+      class_axis, from_logits, mask, ignore_index, batch, validate: the common options.
 
     Returns:
       ``Confusion(tp, fp, fn, tn)``, each ``[batch, classes]`` or ``[classes]``.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> terms = lossfns.confusion_terms(np.array([[0, 1, 1]]), probs)
+      >>> print(np.round(terms.tp, 2), np.round(terms.fn, 2))
+      [[0.9 1.2]] [[0.1 0.8]]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate)
+                     ignore_index=ignore_index, batch=batch, validate=validate, soft_label=soft_label)
     sums = confusion_sums(inputs)
     xp = inputs.xp
     axes = inputs.reduce_axes + (inputs.class_axis,)
@@ -92,3 +109,6 @@ def confusion_terms(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=No
     total = xp.expand_dims(total, axis=-1)
     tn = total - sums.predicted - sums.actual + sums.tp
     return Confusion(sums.tp, sums.fp, sums.fn, tn)
+
+
+__all__ = ["Confusion", "confusion_terms"]

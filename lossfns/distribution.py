@@ -117,7 +117,9 @@ def _binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float):
     return inputs.weighted_mean(xp.mean(terms, axis=inputs.class_axis, keepdims=True))
 
 
-def binary_crossentropy(y_true, y_pred, **options):
+@v.validated(from_logits=v.check_sigmoid_from_logits)
+def binary_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None,
+                        ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Binary cross-entropy, averaged over channels and elements.
 
     .. math::
@@ -130,17 +132,28 @@ def binary_crossentropy(y_true, y_pred, **options):
       y_true: dense labels in [0, 1] of ``y_pred``'s shape, or integer labels (for a single
         channel the 0/1 label map itself; for C channels class indices, one-hot per element).
       y_pred: probabilities, or logits with ``from_logits=True``/``"sigmoid"``.
-      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
-        ``validate`` (SPEC §2).
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9], [0.2], [0.6]]])       # [batch, elements, 1 channel]
+      >>> print(np.round(lossfns.binary_crossentropy(np.array([[1, 0, 1]]), probs), 4))
+      [0.2798]
     """
-    inputs = prepare(y_true, y_pred, binary_loss=True, **options)
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, binary_loss=True)
     return _binary_focal_crossentropy(inputs, alpha=None, gamma=0.0)
 
 
-def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, **options):
+@v.validated(alpha=v.check_optional_unit_interval, gamma=v.check_nonnegative,
+             from_logits=v.check_sigmoid_from_logits)
+def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, class_axis=-1, from_logits=False,
+                      mask=None, ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
 
     .. math::
@@ -151,75 +164,105 @@ def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, **options):
     (``apply_class_balancing=True``) for 0/1 labels.
 
     Args:
-      y_true, y_pred, **options: as in :func:`binary_crossentropy`.
+      y_true, y_pred: as in :func:`binary_crossentropy`.
       alpha: weight of the positive term in [0, 1], or ``None``.
       gamma: focusing exponent, >= 0.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
 
     References:
       Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9], [0.2], [0.6]]])
+      >>> print(np.round(lossfns.binary_focal_loss(np.array([[1, 0, 1]]), probs), 4))
+      [0.0091]
     """
-    if alpha is not None:
-        alpha = v.check_unit_interval("alpha", alpha)
-    gamma = v.check_nonnegative("gamma", gamma)
-    inputs = prepare(y_true, y_pred, binary_loss=True, **options)
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, binary_loss=True)
     return _binary_focal_crossentropy(inputs, alpha=alpha, gamma=gamma)
 
 
-def categorical_crossentropy(y_true, y_pred, **options):
+@v.validated()
+def categorical_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None,
+                             ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Categorical cross-entropy, averaged over elements.
 
     .. math::
         \ell = -\sum_c y_c \log p_c
 
     A single-channel input is expanded to ``[1 - p, p]``. With ``from_logits=True`` the
-    log-probabilities come from a log-softmax over the class axis.
+    log-probabilities come from a log-softmax over the class axis. Unlike Keras, ``y_pred``
+    is not renormalised over the classes: probabilities are taken as given.
 
     Args:
       y_true: dense labels of ``y_pred``'s shape, or integer class indices.
       y_pred: probabilities (summing to 1 over the class axis) or logits.
-      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
-        ``validate`` (SPEC §2).
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.categorical_crossentropy(np.array([[0, 1, 1]]), probs), 4))
+      [0.4149]
     """
-    inputs = prepare(y_true, y_pred, **options).with_two_channels()
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce).with_two_channels()
     return weighted_focal_crossentropy(inputs, class_weights=(1.0,), gamma=0.0)
 
 
-def categorical_focal_weights(name: str, alpha, num_classes: int):
-    """``alpha`` of the categorical focal loss as one weight per class."""
-    alpha = v.check_weights(name, alpha, allow_scalar=True)
+def categorical_focal_weights(alpha, num_classes: int):
+    """``alpha`` of the categorical focal loss (checked) as one weight per class."""
     if alpha is None:
         return (1.0,) * num_classes
     if isinstance(alpha, float):
         return (alpha,) * num_classes
-    v.check_length(name, alpha, num_classes)
     return alpha
 
 
-def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, **options):
+@v.validated(two_channels=True, alpha=v.check_focal_alpha, gamma=v.check_nonnegative)
+def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, class_axis=-1,
+                           from_logits=False, mask=None, ignore_index=None, batch=False,
+                           validate=False, all_reduce=None):
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
 
     .. math::
         \ell = -\sum_c \alpha_c\,(1 - p_c)^{\gamma}\,y_c \log p_c
 
     Args:
-      y_true, y_pred, **options: as in :func:`categorical_crossentropy`.
+      y_true, y_pred: as in :func:`categorical_crossentropy`.
       alpha: ``None`` (every class 1), one number for every class, or one per class.
       gamma: focusing exponent, >= 0.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
 
     References:
       Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.categorical_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.1133]
     """
-    gamma = v.check_nonnegative("gamma", gamma)
-    v.check_weights("alpha", alpha, allow_scalar=True)
-    inputs = prepare(y_true, y_pred, **options).with_two_channels()
-    weights = categorical_focal_weights("alpha", alpha, inputs.num_classes)
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce).with_two_channels()
+    weights = categorical_focal_weights(alpha, inputs.num_classes)
     return weighted_focal_crossentropy(inputs, class_weights=weights, gamma=gamma)
+
+
+__all__ = ["binary_crossentropy", "binary_focal_loss", "categorical_crossentropy", "categorical_focal_loss"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import numerics as nx
 from . import validation as v
-from ._namespace import array_namespace
+from ._namespace import array_namespace, read_variables
 
 
 class PreparedInputs:
@@ -34,9 +34,11 @@ class PreparedInputs:
     """
 
     def __init__(self, xp, *, class_axis, reduce_axes, probs, target=None, labels=None,
-                 weights=None, log_probs=None, sigmoid_logits=None, all_reduce=None):
+                 weights=None, log_probs=None, sigmoid_logits=None, all_reduce=None,
+                 soft_label=False):
         self.xp = xp
         self.all_reduce = all_reduce
+        self.soft_label = soft_label
         self.class_axis = class_axis
         self.reduce_axes = reduce_axes
         self._probs = probs  # derived lazily from log_probs: distribution losses never need it
@@ -148,6 +150,8 @@ class PreparedInputs:
         xp = self.xp
         axes = self.reduce_axes + (self.class_axis,)
         if self.weights is None and self.all_reduce is None:
+            if nx.static_size(per_element, axes) == 0:
+                return nx.blocked_sum(xp, per_element, axes)  # no element: Σ m = 0 gives 0
             return nx.blocked_mean(xp, per_element, axes)
         weights = xp.ones_like(per_element) if self.weights is None else self.weights
         total = nx.blocked_sum(xp, per_element * weights, axes)
@@ -174,6 +178,7 @@ class PreparedInputs:
         return PreparedInputs(
             xp, class_axis=axis, reduce_axes=self.reduce_axes, probs=probs, target=target,
             labels=self.labels, weights=self.weights, log_probs=log_probs, all_reduce=self.all_reduce,
+            soft_label=self.soft_label,
         )
 
 
@@ -204,31 +209,46 @@ def _activation(from_logits, num_classes: int, binary_loss: bool):
     return from_logits
 
 
-def _split_labels(xp, y_true, y_pred_shape, class_axis):
-    """Return ``(target, labels)``: dense labels, or integer labels with a size-1 class axis."""
-    pred_shape = tuple(y_pred_shape)
-    true_shape = tuple(y_true.shape)
+def label_layout(true_shape, pred_shape, class_axis: int) -> str:
+    """``"dense"`` or ``"indices"``: the one shape rule for what ``y_true`` holds.
+
+    Dense labels have ``y_pred``'s shape; class indices drop the class axis or give it size 1.
+    ``class_axis`` is a positive axis of ``y_pred``. Unknown (traced) sizes match anything.
+    Anything else is a ``ValueError`` naming both shapes.
+    """
+    pred_shape, true_shape = tuple(pred_shape), tuple(true_shape)
     without_class = pred_shape[:class_axis] + pred_shape[class_axis + 1:]
     with_unit_class = pred_shape[:class_axis] + (1,) + pred_shape[class_axis + 1:]
-    if v.shapes_match(true_shape, pred_shape) and (
-        pred_shape[class_axis] != 1 or not _is_integer(xp, y_true.dtype)
-    ):
-        if not (xp.isdtype(y_true.dtype, "numeric") or xp.isdtype(y_true.dtype, "bool")):
-            raise TypeError(f"y_true must be real or bool, got dtype {y_true.dtype}")
+    if v.shapes_match(true_shape, pred_shape):
+        return "dense"
+    if v.shapes_match(true_shape, without_class) or v.shapes_match(true_shape, with_unit_class):
+        return "indices"
+    raise ValueError(
+        f"y_true shape {v.format_shape(true_shape)} does not match y_pred shape "
+        f"{v.format_shape(pred_shape)} (dense labels have y_pred's shape; sparse labels "
+        "drop the class axis or give it size 1)"
+    )
+
+
+def _split_labels(xp, y_true, y_pred_shape, class_axis):
+    """Return ``(target, labels)``: dense labels, or integer labels with a size-1 class axis.
+
+    Against a single channel, labels without a class axis that are not integers (float or
+    bool 0/1 maps) are the binary target itself, as a dense label of ``y_pred``'s shape.
+    """
+    dtype = y_true.dtype
+    if not (xp.isdtype(dtype, "real floating") or _is_integer(xp, dtype) or xp.isdtype(dtype, "bool")):
+        raise TypeError(f"y_true must have a real or bool dtype, got dtype {dtype}")
+    layout = label_layout(y_true.shape, y_pred_shape, class_axis)
+    single_channel = y_pred_shape[class_axis] == 1
+    if layout == "dense" and not (single_channel and _is_integer(xp, dtype)):
         return y_true, None
-    if len(true_shape) == len(without_class) and v.shapes_match(true_shape, without_class):
-        labels = xp.expand_dims(y_true, axis=class_axis)
-    elif v.shapes_match(true_shape, with_unit_class):
-        labels = y_true
-    else:
-        raise ValueError(
-            f"y_true shape {v.format_shape(true_shape)} does not match y_pred shape "
-            f"{v.format_shape(pred_shape)} (dense labels have y_pred's shape; sparse labels "
-            "drop the class axis or give it size 1)"
-        )
-    if not _is_integer(xp, labels.dtype):
-        raise TypeError(f"sparse y_true (class indices) must have an integer dtype, got {labels.dtype}")
-    return None, labels
+    labels = y_true if y_true.ndim == len(y_pred_shape) else xp.expand_dims(y_true, axis=class_axis)
+    if _is_integer(xp, dtype):
+        return None, labels
+    if single_channel:
+        return labels, None
+    raise TypeError(f"sparse y_true (class indices) must have an integer dtype, got {dtype}")
 
 
 def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype):
@@ -241,6 +261,8 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
     if mask is not None:
         given_shape = tuple(mask.shape)
         ndim = probs.ndim
+        if mask.ndim < ndim - 1:  # broadcast like NumPy: leading axes of size 1
+            mask = xp.reshape(mask, (1,) * (ndim - 1 - mask.ndim) + given_shape)
         if mask.ndim == ndim - 1:
             mask = xp.expand_dims(mask, axis=class_axis)
         elif mask.ndim != ndim or mask.shape[class_axis] not in (1, None):
@@ -265,7 +287,8 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
 
 
 def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-            batch=False, validate=False, all_reduce=None, binary_loss=False) -> PreparedInputs:
+            batch=False, validate=False, all_reduce=None, soft_label=False,
+            binary_loss=False) -> PreparedInputs:
     """Validate and normalise the inputs of any loss (SPEC §2).
 
     Args:
@@ -281,9 +304,11 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
       all_reduce: with ``batch=True``, a callable summing an array across data-parallel
         replicas (``jax.lax.psum`` over a named axis, a differentiable ``all_reduce``), so the
         loss is that of the global batch. The adapters pass it; most users never do.
+      soft_label: the confusion sums use the ``|p - y|`` form (soft labels).
       binary_loss: the caller is a binary loss (sigmoid only, per-channel targets).
     """
     xp = array_namespace(y_true=y_true, y_pred=y_pred, mask=mask)
+    y_true, y_pred, mask = read_variables(y_true, y_pred, mask)
     axis = v.check_class_axis(class_axis, y_pred.ndim)
     v.check_bool("batch", batch)
     v.check_bool("validate", validate)
@@ -328,5 +353,5 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
         target=target,
         labels=labels if num_classes > 1 or not binary_loss else None, weights=weights,
         log_probs=log_probs, sigmoid_logits=y_pred if activation == "sigmoid" else None,
-        all_reduce=all_reduce,
+        all_reduce=all_reduce, soft_label=soft_label,
     )

@@ -44,7 +44,7 @@ def safe_divide(xp, numerator, denominator, default: float = 0.0):
 
 
 def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
-    """``max(x, 0) ** exponent`` with finite values and gradients everywhere.
+    """``x ** exponent`` (``max(x, 0) ** exponent`` for a fractional exponent), finite everywhere.
 
     * ``exponent == 0`` gives exactly 1 (also at ``x = 0``, as ``0**0 = 1``).
     * ``exponent >= 1`` is smooth at 0 and needs no guard.
@@ -53,15 +53,16 @@ def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
       which keeps it continuous, exact at 0 and with a bounded slope. This is never the
       ``x * x**(-gamma)`` form, which is NaN at a perfect prediction.
 
-    ``x`` is clamped at 0 first (a loss term ``1 - TI`` may round to ``-1e-16``) unless the
-    caller passes ``clamp=False`` for a base that cannot be negative: on full-size tensors
-    the clamp and its backward cost more than the power itself.
+    For a fractional exponent ``x`` is clamped at 0 first (a loss term ``1 - TI`` may round
+    to ``-1e-16``, and inputs outside [0, 1] can make it negative) unless the caller passes
+    ``clamp=False`` for a base that cannot be negative: on full-size tensors the clamp and
+    its backward cost more than the power itself. A whole exponent is applied as written.
     """
     exponent = float(exponent)
     if exponent < 0:
         raise ValueError(f"exponent must be >= 0, got {exponent}")
     zero = full_like_scalar(xp, 0.0, x)
-    if clamp:
+    if clamp and not exponent.is_integer():  # a whole power needs no clamp: 1 - TI as written
         x = xp.clip(x, min=0.0)  # clip, not maximum: torch's maximum backward splits ties, 10x slower
     if exponent == 0.0:
         # Built from x, not ones_like(x), so the result stays in the autograd graph.
@@ -78,8 +79,19 @@ def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
 
 
 def log_sigmoid(xp, z):
-    """``log(sigmoid(z)) = -log(1 + exp(-z))``, stable for logits of any magnitude."""
-    return -xp.logaddexp(full_like_scalar(xp, 0.0, z), -z)
+    """``log(sigmoid(z)) = min(z, 0) - log(1 + exp(-|z|))``, stable for logits of any magnitude.
+
+    Not ``-logaddexp(0, -z)``: torch's double backward of ``logaddexp`` is NaN once
+    ``exp(|z|)`` overflows (``|z| >= 89`` in float32), and second derivatives must be finite.
+    ``min(z, 0)`` and ``-|z|`` are selected by one ``z < 0`` test rather than by
+    ``minimum``/``abs``, so that at ``z = 0`` every framework differentiates both on the same
+    side: the derivatives there are exactly ``1/2`` and ``-1/4`` (``d|z|/dz = 0`` at 0 with a
+    tie-split ``minimum`` would give a second derivative of 0).
+    """
+    negative = z < full_like_scalar(xp, 0.0, z)
+    non_positive_part = xp.where(negative, z, full_like_scalar(xp, 0.0, z))
+    minus_magnitude = xp.where(negative, z, -z)
+    return non_positive_part - xp.log1p(xp.exp(minus_magnitude))
 
 
 def sigmoid(xp, z):
@@ -122,3 +134,24 @@ def blocked_mean(xp, x, axes):
     for axis in sorted(axes, reverse=True):
         x = xp.mean(x, axis=axis)
     return x
+
+
+def static_size(x, axes) -> int | None:
+    """The number of elements of ``x`` along ``axes``, or ``None`` if a size is unknown."""
+    size = 1
+    for axis in axes:
+        if x.shape[axis] is None:
+            return None
+        size *= x.shape[axis]
+    return size
+
+
+def count_true(xp, condition, axes, dtype):
+    """The number of true elements over ``axes`` as ``dtype``, without a float copy.
+
+    An empty ``axes`` counts nothing: the condition itself is the count (torch's
+    ``count_nonzero(dim=())`` would count over every axis).
+    """
+    if not axes:
+        return xp.astype(condition, dtype)
+    return xp.astype(xp.count_nonzero(condition, axis=axes), dtype)

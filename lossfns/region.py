@@ -17,12 +17,6 @@ def tversky_index(xp, tp, fp, fn, *, alpha: float, beta: float, epsilon: float):
     return nx.safe_divide(xp, tp + eps, tp + alpha * fp + beta * fn + eps, default=1.0)
 
 
-def check_region_options(average, class_weights, include_background):
-    v.check_choice("average", average, v.AVERAGES)
-    v.check_bool("include_background", include_background)
-    return v.check_weights("class_weights", class_weights)
-
-
 def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", class_weights=None,
                     include_background=True, background_index=0):
     """Apply ``class_loss(tp, fp, fn)`` per class and combine the classes (SPEC §4).
@@ -34,20 +28,13 @@ def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", clas
 
     ``include_background=False`` drops class ``background_index`` (and its weight) first.
     ``class_weights`` is ignored unless ``average="weighted"``, as in tensorflow-mri.
+    The arguments were checked by the public function.
     """
     xp = inputs.xp
-    num_classes = inputs.num_classes
-    class_weights = check_region_options(average, class_weights, include_background)
-    v.check_length("class_weights", class_weights, num_classes)
-    background = v.check_background_index(background_index, num_classes)
     sums = confusion_sums(inputs)
     tp, fp, fn = sums.tp, sums.fp, sums.fn
-
-    kept = list(range(num_classes))
-    if not include_background:
-        kept.remove(background)
-        if not kept:
-            raise ValueError("include_background=False leaves no class: y_pred has 1 class")
+    kept = kept_classes(inputs.num_classes, include_background, background_index)
+    if len(kept) < inputs.num_classes:
         index = xp.asarray(kept, device=inputs.device)
         tp, fp, fn = (xp.take(t, index, axis=-1) for t in (tp, fp, fn))
         if class_weights is not None:
@@ -66,6 +53,16 @@ def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", clas
     return xp.sum(weights * losses, axis=-1)
 
 
+def kept_classes(num_classes: int, include_background: bool, background_index: int) -> list:
+    """The classes a region term averages over: all, or all but the background."""
+    kept = list(range(num_classes))
+    if not include_background:
+        kept.remove(v.check_background_index(background_index, num_classes))
+        if not kept:
+            raise ValueError("include_background=False leaves no class: y_pred has 1 class")
+    return kept
+
+
 def focal_tversky_from_inputs(inputs: PreparedInputs, *, alpha, beta, gamma, epsilon, **averaging):
     """Focal Tversky loss of prepared inputs; the other region losses are special cases."""
     xp = inputs.xp
@@ -77,9 +74,43 @@ def focal_tversky_from_inputs(inputs: PreparedInputs, *, alpha, beta, gamma, eps
     return average_classes(inputs, class_loss, **averaging)
 
 
+_NONNEG = v.check_nonnegative
+
+
+@v.validated()
+def region_loss(y_true, y_pred, class_loss, *, average="macro", class_weights=None,
+                include_background=True, background_index=0, soft_label=False, class_axis=-1,
+                from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
+                all_reduce=None):
+    r"""A region loss from your own per-class formula of the confusion terms.
+
+    ``class_loss(tp, fp, fn)`` maps the soft counts, each ``[batch, classes]``, to a loss per
+    sample and class; the inputs, the confusion sums and the class averaging are the same as
+    for :func:`focal_tversky_loss`, whose other arguments this takes. Keras'
+    ``ConfusionLoss`` subclasses are built on it.
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> dice = lambda tp, fp, fn: 1 - 2 * tp / (2 * tp + fp + fn)
+      >>> print(np.round(lossfns.region_loss(np.array([[0, 1, 1]]), probs, dice), 4))
+      [0.303]
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label)
+    return average_classes(inputs, class_loss, average=average, class_weights=class_weights,
+                           include_background=include_background, background_index=background_index)
+
+
+@v.validated(alpha=_NONNEG, beta=_NONNEG, gamma=_NONNEG, epsilon=_NONNEG)
 def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsilon=1e-5,
                        average="macro", class_weights=None, include_background=True,
-                       background_index=0, **options):
+                       background_index=0, soft_label=False, class_axis=-1, from_logits=False,
+                       mask=None, ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Focal Tversky loss (Abraham & Khan 2019, in tensorflow-mri's notation).
 
     .. math::
@@ -88,6 +119,8 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
     per class, combined over classes by ``average``. α weights false positives and β false
     negatives (Salehi 2017; Keras 3's ``Tversky`` names them the other way round). Note that
     this γ is the exponent itself, whereas the Unified Focal family uses ``1 - γ``.
+    ``1 - TI`` is used as computed; only a fractional γ clamps it at 0 (a Tversky index
+    above 1 needs inputs outside [0, 1]).
 
     Args:
       y_true: dense labels ``[batch, d1, ..., dk, classes]`` or integer class indices
@@ -98,11 +131,12 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
       gamma: focal exponent, >= 0 (values below 1 are safe: a guarded power is used).
       epsilon: smoothing added to numerator and denominator, >= 0.
       average: ``"macro"``, ``"micro"`` or ``"weighted"``.
-      class_weights: one weight per class, used with ``average="weighted"``.
+      class_weights: one weight per class, used only with ``average="weighted"``.
       include_background: keep class ``background_index`` in the average.
       background_index: the background class.
-      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
-        ``validate`` (SPEC §2).
+      soft_label: the ``|p - y|`` form of the confusion terms, for soft labels.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
+        options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
@@ -110,10 +144,17 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
     References:
       Abraham & Khan, "A novel focal Tversky loss function ...", ISBI 2019.
       Salehi et al., "Tversky loss function for image segmentation ...", MLMI 2017.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])   # [batch, elements, classes]
+      >>> labels = np.array([[0, 1, 1]])
+      >>> print(np.round(lossfns.focal_tversky_loss(labels, probs), 4))
+      [0.3976]
     """
-    alpha, beta = v.check_nonnegative("alpha", alpha), v.check_nonnegative("beta", beta)
-    gamma, epsilon = v.check_nonnegative("gamma", gamma), v.check_nonnegative("epsilon", epsilon)
-    inputs = prepare(y_true, y_pred, **options)
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label)
     return focal_tversky_from_inputs(
         inputs, alpha=alpha, beta=beta, gamma=gamma, epsilon=epsilon, average=average,
         class_weights=class_weights, include_background=include_background,
@@ -121,8 +162,11 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
     )
 
 
+@v.validated(alpha=_NONNEG, beta=_NONNEG, epsilon=_NONNEG)
 def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="macro",
-                 class_weights=None, include_background=True, background_index=0, **options):
+                 class_weights=None, include_background=True, background_index=0, soft_label=False,
+                 class_axis=-1, from_logits=False, mask=None, ignore_index=None, batch=False,
+                 validate=False, all_reduce=None):
     r"""Tversky loss (Salehi et al. 2017).
 
     .. math::
@@ -133,16 +177,27 @@ def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.tversky_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.2929]
     """
     return focal_tversky_loss(
         y_true, y_pred, alpha=alpha, beta=beta, gamma=1.0, epsilon=epsilon, average=average,
         class_weights=class_weights, include_background=include_background,
-        background_index=background_index, **options,
+        background_index=background_index, soft_label=soft_label, class_axis=class_axis,
+        from_logits=from_logits, mask=mask, ignore_index=ignore_index, batch=batch,
+        validate=validate, all_reduce=all_reduce,
     )
 
 
+@v.validated(epsilon=_NONNEG)
 def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
-            include_background=True, background_index=0, **options):
+            include_background=True, background_index=0, soft_label=False, class_axis=-1,
+            from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
+            all_reduce=None):
     r"""F1 (Dice) loss.
 
     .. math::
@@ -154,16 +209,27 @@ def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.dice_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.303]
     """
     return tversky_loss(
         y_true, y_pred, alpha=0.5, beta=0.5, epsilon=epsilon, average=average,
         class_weights=class_weights, include_background=include_background,
-        background_index=background_index, **options,
+        background_index=background_index, soft_label=soft_label, class_axis=class_axis,
+        from_logits=from_logits, mask=mask, ignore_index=ignore_index, batch=batch,
+        validate=validate, all_reduce=all_reduce,
     )
 
 
+@v.validated(epsilon=_NONNEG)
 def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
-             include_background=True, background_index=0, **options):
+             include_background=True, background_index=0, soft_label=False, class_axis=-1,
+             from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
+             all_reduce=None):
     r"""IoU (Jaccard) loss.
 
     .. math::
@@ -173,13 +239,25 @@ def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.iou_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.4643]
     """
     return tversky_loss(
         y_true, y_pred, alpha=1.0, beta=1.0, epsilon=epsilon, average=average,
         class_weights=class_weights, include_background=include_background,
-        background_index=background_index, **options,
+        background_index=background_index, soft_label=soft_label, class_axis=class_axis,
+        from_logits=from_logits, mask=mask, ignore_index=ignore_index, batch=batch,
+        validate=validate, all_reduce=all_reduce,
     )
 
 
 dice_loss = f1_loss
 jaccard_loss = iou_loss
+
+__all__ = [
+    "dice_loss", "f1_loss", "focal_tversky_loss", "iou_loss", "jaccard_loss", "region_loss", "tversky_loss",
+]

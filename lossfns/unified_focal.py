@@ -30,6 +30,9 @@ def _prepare(y_true, y_pred, background_index, options):
     return inputs, v.check_background_index(background_index, inputs.num_classes)
 
 
+_UNIT, _NONNEG, _GAMMA_AT_MOST_ONE = v.check_unit_interval, v.check_nonnegative, v.check_gamma_at_most_one
+
+
 def _focal_part(inputs: PreparedInputs, background: int, *, delta, gamma, asymmetric):
     weights = class_constants(inputs.num_classes, background, background_value=1.0 - delta, rare_value=delta)
     # The asymmetric form keeps the focal factor on the background only.
@@ -57,17 +60,10 @@ def _tversky_part(inputs: PreparedInputs, background: int, *, delta, gamma, epsi
     return average_classes(inputs, class_loss)
 
 
-def _check(delta, gamma, *, gamma_max):
-    delta = v.check_unit_interval("delta", delta)
-    gamma = v.check_nonnegative("gamma", gamma)
-    if gamma_max is not None and gamma > gamma_max:
-        raise ValueError(
-            f"gamma must lie in [0, 1] for losses with a Tversky part (the exponent is 1 - gamma), got {gamma}"
-        )
-    return delta, gamma
-
-
-def symmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_index=0, **options):
+@v.validated(two_channels=True, delta=_UNIT, gamma=_NONNEG)
+def symmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_index=0, class_axis=-1,
+                         from_logits=False, mask=None, ignore_index=None, batch=False,
+                         validate=False, all_reduce=None):
     r"""Symmetric focal loss: the focal factor on every class.
 
     .. math::
@@ -82,18 +78,22 @@ def symmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_ind
       delta: weight of the rare classes in [0, 1] (background: ``1 - delta``).
       gamma: focal exponent, >= 0.
       background_index: the background class.
-      **options: ``class_axis``, ``from_logits``, ``mask``, ``ignore_index``, ``batch``,
-        ``validate`` (SPEC §2).
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
+        common options (see the concepts page of the documentation).
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
     """
-    delta, gamma = _check(delta, gamma, gamma_max=None)
-    inputs, background = _prepare(y_true, y_pred, background_index, options)
+    inputs, background = _prepare(y_true, y_pred, background_index, dict(
+        class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+        batch=batch, validate=validate, all_reduce=all_reduce))
     return _focal_part(inputs, background, delta=delta, gamma=gamma, asymmetric=False)
 
 
-def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_index=0, **options):
+@v.validated(two_channels=True, delta=_UNIT, gamma=_NONNEG)
+def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_index=0, class_axis=-1,
+                          from_logits=False, mask=None, ignore_index=None, batch=False,
+                          validate=False, all_reduce=None):
     r"""Asymmetric focal loss: the focal factor suppresses the background only.
 
     .. math::
@@ -105,17 +105,23 @@ def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_in
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
     """
-    delta, gamma = _check(delta, gamma, gamma_max=None)
-    inputs, background = _prepare(y_true, y_pred, background_index, options)
+    inputs, background = _prepare(y_true, y_pred, background_index, dict(
+        class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+        batch=batch, validate=validate, all_reduce=all_reduce))
     return _focal_part(inputs, background, delta=delta, gamma=gamma, asymmetric=True)
 
 
+@v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
 def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsilon=1e-7,
-                                 background_index=0, **options):
+                                 background_index=0, soft_label=False, class_axis=-1,
+                                 from_logits=False, mask=None, ignore_index=None, batch=False,
+                                 validate=False, all_reduce=None):
     r"""Symmetric focal Tversky loss: ``mean_c (1 - mTI_c)^{1-γ}``.
 
     Args:
-      y_true, y_pred, background_index, **options: as in :func:`symmetric_focal_loss`.
+      y_true, y_pred, background_index, class_axis, from_logits, mask, ignore_index, batch,
+        validate, all_reduce: as in :func:`symmetric_focal_loss`.
+      soft_label: the ``|p - y|`` form of the confusion terms of the Tversky part.
       delta: weight of false negatives in [0, 1] (false positives: ``1 - delta``).
       gamma: in [0, 1]; the exponent is ``1 - gamma`` (γ = 0 is the Tversky loss).
       epsilon: smoothing, >= 0 (1e-7 as in the authors' code).
@@ -123,14 +129,17 @@ def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsil
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
     """
-    delta, gamma = _check(delta, gamma, gamma_max=1.0)
-    epsilon = v.check_nonnegative("epsilon", epsilon)
-    inputs, background = _prepare(y_true, y_pred, background_index, options)
+    inputs, background = _prepare(y_true, y_pred, background_index, dict(
+        class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+        batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label))
     return _tversky_part(inputs, background, delta=delta, gamma=gamma, epsilon=epsilon, asymmetric=False)
 
 
+@v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
 def asymmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsilon=1e-7,
-                                  background_index=0, **options):
+                                  background_index=0, soft_label=False, class_axis=-1,
+                                  from_logits=False, mask=None, ignore_index=None, batch=False,
+                                  validate=False, all_reduce=None):
     r"""Asymmetric focal Tversky loss: focal enhancement of the rare classes only.
 
     .. math::
@@ -141,24 +150,24 @@ def asymmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsi
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
     """
-    delta, gamma = _check(delta, gamma, gamma_max=1.0)
-    epsilon = v.check_nonnegative("epsilon", epsilon)
-    inputs, background = _prepare(y_true, y_pred, background_index, options)
+    inputs, background = _prepare(y_true, y_pred, background_index, dict(
+        class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+        batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label))
     return _tversky_part(inputs, background, delta=delta, gamma=gamma, epsilon=epsilon, asymmetric=True)
 
 
 def _unified(y_true, y_pred, *, weight, delta, gamma, epsilon, background_index, options, asymmetric):
-    weight = v.check_unit_interval("weight", weight)
-    delta, gamma = _check(delta, gamma, gamma_max=1.0)
-    epsilon = v.check_nonnegative("epsilon", epsilon)
     inputs, background = _prepare(y_true, y_pred, background_index, options)
     focal = _focal_part(inputs, background, delta=delta, gamma=gamma, asymmetric=asymmetric)
     tversky = _tversky_part(inputs, background, delta=delta, gamma=gamma, epsilon=epsilon, asymmetric=asymmetric)
     return weight * focal + (1.0 - weight) * tversky
 
 
+@v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
 def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma=0.5, epsilon=1e-7,
-                                 background_index=0, **options):
+                                 background_index=0, soft_label=False, class_axis=-1,
+                                 from_logits=False, mask=None, ignore_index=None, batch=False,
+                                 validate=False, all_reduce=None):
     r"""Symmetric Unified Focal loss (Yeung et al. 2022, eq. 19).
 
     .. math::
@@ -169,7 +178,9 @@ def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma
     the Dice loss and λ = 1 half the categorical cross-entropy.
 
     Args:
-      y_true, y_pred, background_index, **options: as in :func:`symmetric_focal_loss`.
+      y_true, y_pred, background_index, class_axis, from_logits, mask, ignore_index, batch,
+        validate, all_reduce: as in :func:`symmetric_focal_loss`.
+      soft_label: the ``|p - y|`` form of the confusion terms of the Tversky part.
       weight: λ in [0, 1].
       delta: in [0, 1], shared by both parts.
       gamma: in [0, 1], shared by both parts.
@@ -179,11 +190,17 @@ def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
     """
     return _unified(y_true, y_pred, weight=weight, delta=delta, gamma=gamma, epsilon=epsilon,
-                    background_index=background_index, options=options, asymmetric=False)
+                    background_index=background_index, asymmetric=False, options=dict(
+                        class_axis=class_axis, from_logits=from_logits, mask=mask,
+                        ignore_index=ignore_index, batch=batch, validate=validate,
+                        all_reduce=all_reduce, soft_label=soft_label))
 
 
+@v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
 def asymmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma=0.5, epsilon=1e-7,
-                                  background_index=0, **options):
+                                  background_index=0, soft_label=False, class_axis=-1,
+                                  from_logits=False, mask=None, ignore_index=None, batch=False,
+                                  validate=False, all_reduce=None):
     r"""Asymmetric Unified Focal loss (Yeung et al. 2022, eq. 22).
 
     .. math::
@@ -197,4 +214,17 @@ def asymmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamm
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
     """
     return _unified(y_true, y_pred, weight=weight, delta=delta, gamma=gamma, epsilon=epsilon,
-                    background_index=background_index, options=options, asymmetric=True)
+                    background_index=background_index, asymmetric=True, options=dict(
+                        class_axis=class_axis, from_logits=from_logits, mask=mask,
+                        ignore_index=ignore_index, batch=batch, validate=validate,
+                        all_reduce=all_reduce, soft_label=soft_label))
+
+
+__all__ = [
+    "asymmetric_focal_loss",
+    "asymmetric_focal_tversky_loss",
+    "asymmetric_unified_focal_loss",
+    "symmetric_focal_loss",
+    "symmetric_focal_tversky_loss",
+    "symmetric_unified_focal_loss",
+]

@@ -7,6 +7,9 @@ look only at Python values and static shapes; checks that need data live in
 
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -20,9 +23,13 @@ def _is_real_number(value) -> bool:
 
 
 def check_real(name: str, value) -> float:
+    """A finite real number (NaN and infinities are rejected by name)."""
     if not _is_real_number(value):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    return float(value)
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return value
 
 
 def check_nonnegative(name: str, value) -> float:
@@ -152,3 +159,137 @@ def check_data_ranges(xp, *, y_pred=None, y_true=None, labels=None, num_classes=
                 + ("" if ignore_index is None else f" other than ignore_index {ignore_index}")
                 + f"; got labels in {value_range(labels)}"
             )
+
+
+def check_optional_int(name: str, value):
+    return check_int(name, value, allow_none=True)
+
+
+def check_optional_unit_interval(name: str, value):
+    return None if value is None else check_unit_interval(name, value)
+
+
+def check_class_weights(name: str, value):
+    return check_weights(name, value)
+
+
+def check_focal_alpha(name: str, value):
+    """``None``, one weight for every class, or one weight per class (a tuple)."""
+    return check_weights(name, value, allow_scalar=True)
+
+
+def check_gamma_at_most_one(name: str, value) -> float:
+    value = check_nonnegative(name, value)
+    if value > 1:
+        raise ValueError(
+            f"{name} must lie in [0, 1] for losses with a Tversky part (the exponent is 1 - {name}), got {value}"
+        )
+    return value
+
+
+def check_from_logits(name: str, value):
+    return check_choice(name, value, FROM_LOGITS)
+
+
+def check_sigmoid_from_logits(name: str, value):
+    """``from_logits`` of a binary loss, which always uses a sigmoid."""
+    check_choice(name, value, FROM_LOGITS)
+    if value == "softmax":
+        raise ValueError(f"{name}='softmax' is not valid for a binary loss; use True or 'sigmoid'")
+    return value
+
+
+def check_average(name: str, value):
+    return check_choice(name, value, AVERAGES)
+
+
+def check_all_reduce(name: str, value):
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be None or a callable summing an array over replicas, got {value!r}")
+    return value
+
+
+def _unchecked(name: str, value):
+    return value  # an array: array_namespace names a non-array
+
+
+#: The one check of each common option, shared by every loss, the registry and the adapters.
+OPTION_CHECKS = {
+    "class_axis": check_int,
+    "from_logits": check_from_logits,
+    "mask": _unchecked,
+    "ignore_index": check_optional_int,
+    "batch": check_bool,
+    "validate": check_bool,
+    "all_reduce": check_all_reduce,
+    "average": check_average,
+    "class_weights": check_class_weights,
+    "include_background": check_bool,
+    "background_index": check_int,
+    "soft_label": check_bool,
+}
+
+
+def _shape_checks(y_pred, values: dict, *, two_channels: bool) -> None:
+    """Checks that need ``y_pred``'s static shape: class axis, per-class lengths, background."""
+    shape = getattr(y_pred, "shape", None)
+    if shape is None or "class_axis" not in values:
+        return  # not an array: array_namespace reports it
+    from ._namespace import static_shape
+
+    shape = static_shape("y_pred", y_pred)
+    axis = check_class_axis(values["class_axis"], len(shape))
+    num_classes = shape[axis]
+    if num_classes is None:  # a tf.function input signature without the class size
+        raise ValueError(
+            f"y_pred has an unknown number of classes (axis {axis} of shape {format_shape(shape)}); "
+            "the class axis must have a known size when the loss is traced"
+        )
+    if two_channels and num_classes == 1:
+        num_classes = 2  # a single channel is expanded to [1 - p, p]
+    for key, value in values.items():
+        if isinstance(value, tuple):  # a normalised one-per-class sequence
+            check_length(key, value, num_classes)
+    if "background_index" in values:
+        check_background_index(values["background_index"], num_classes)
+
+
+def validated(*, two_channels: bool = False, **checks):
+    """Decorate a public core loss so every argument is checked before any array work.
+
+    ``checks`` maps each hyperparameter (and any option whose check differs from
+    :data:`OPTION_CHECKS`) to ``check(name, value) -> value``. Every keyword-only parameter
+    must have a check, here or in :data:`OPTION_CHECKS`. The wrapper checks the keywords
+    passed (defaults are valid by construction), then what needs ``y_pred``'s static shape:
+    ``class_axis``, the length of per-class sequences (``two_channels``: a single channel
+    counts as two classes), ``background_index``. Unknown keywords raise Python's own
+    ``TypeError`` naming the public function. The registry reads ``checks`` and
+    ``hyperparameters`` from the wrapper, so the adapters run the very same checks.
+    """
+
+    def decorate(function):
+        parameters = inspect.signature(function).parameters
+        keyword_only = [n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY]
+        table = {n: checks.get(n, OPTION_CHECKS.get(n)) for n in keyword_only}
+        missing = [n for n, check in table.items() if check is None]
+        stray = set(checks) - set(keyword_only)
+        if missing or stray:
+            raise TypeError(f"{function.__name__}: no check for {missing}; checks for unknown {sorted(stray)}")
+        y_pred_position = list(parameters).index("y_pred")
+        defaults = {n: parameters[n].default for n in keyword_only}
+
+        @functools.wraps(function)
+        def checked(*args, **kwargs):
+            values = {k: (table[k](k, value) if k in table else value) for k, value in kwargs.items()}
+            y_pred = args[y_pred_position] if len(args) > y_pred_position else kwargs.get("y_pred")
+            shape_values = {k: values.get(k, defaults[k]) for k in ("class_axis", "background_index")
+                            if k in defaults}
+            shape_values.update({k: value for k, value in values.items() if isinstance(value, tuple)})
+            _shape_checks(y_pred, shape_values, two_channels=two_channels)
+            return function(*args, **values)
+
+        checked.checks = table
+        checked.hyperparameters = tuple(n for n in keyword_only if n in checks and n not in OPTION_CHECKS)
+        return checked
+
+    return decorate

@@ -15,6 +15,7 @@ import pytest
 
 from keras_backend_check import CASES, make_inputs, make_weights
 from lossfns import registry
+from registry_fixtures import DOUBLE_DICE
 
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
@@ -173,13 +174,7 @@ def test_arguments_are_checked_before_tracing(name, arguments, error, message):
 
 
 def test_a_new_registry_entry_becomes_a_function(monkeypatch):
-    def double_dice(y_true, y_pred, *, scale=2.0, **options):
-        """Twice the Dice loss (a test loss)."""
-        return scale * registry.get("dice_loss").function(y_true, y_pred, **options)
-
-    spec = registry.LossSpec("double_dice", double_dice, "distribution",
-                             (registry.Hyperparameter("scale", 2.0, lambda n, v: float(v)),), "DoubleDice")
-    monkeypatch.setattr(registry, "LOSSES", (spec,))
+    monkeypatch.setattr(registry, "LOSSES", (DOUBLE_DICE,))
     namespace = {}
     assert adapter._generate(namespace) == ["double_dice"]
     y_true, y_pred = make_inputs("sparse")

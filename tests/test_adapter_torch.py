@@ -17,6 +17,7 @@ import pytest
 
 from keras_backend_check import CASES, make_inputs, make_weights
 from lossfns import registry
+from registry_fixtures import DOUBLE_DICE
 
 torch = pytest.importorskip("torch")
 adapter = pytest.importorskip("lossfns.adapters.torch")
@@ -216,13 +217,7 @@ def test_gradient_matches_jax(spec):
 
 
 def test_a_new_registry_entry_becomes_a_module(monkeypatch):
-    def double_dice(y_true, y_pred, *, scale=2.0, **options):
-        """Twice the Dice loss (a test loss)."""
-        return scale * registry.get("dice_loss").function(y_true, y_pred, **options)
-
-    spec = registry.LossSpec("double_dice", double_dice, "distribution",
-                             (registry.Hyperparameter("scale", 2.0, lambda n, v: float(v)),), "DoubleDice")
-    monkeypatch.setattr(registry, "LOSSES", (spec,))
+    monkeypatch.setattr(registry, "LOSSES", (DOUBLE_DICE,))
     namespace = {}
     assert adapter._generate(namespace) == ["DoubleDice"]
     target, input = channels_first(*make_inputs("sparse"))
