@@ -43,6 +43,12 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
     References:
       Taghanaki et al., "Combo loss: Handling input and output imbalance in multi-organ
       segmentation", Computerized Medical Imaging and Graphics, 2019.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.combo_loss(np.array([[0, 1, 1]]), probs), 4))
+      [-0.2448]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
@@ -88,6 +94,12 @@ def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gam
     References:
       Yeung et al., "Focus U-Net: A novel dual attention-gated CNN for polyp segmentation
       during colonoscopy", Computers in Biology and Medicine, 2021.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.hybrid_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.2554]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,

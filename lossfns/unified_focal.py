@@ -83,6 +83,12 @@ def symmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_ind
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.symmetric_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.0792]
     """
     inputs, background = _prepare(y_true, y_pred, background_index, dict(
         class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
@@ -104,6 +110,12 @@ def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_in
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.asymmetric_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.266]
     """
     inputs, background = _prepare(y_true, y_pred, background_index, dict(
         class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
@@ -116,7 +128,10 @@ def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsil
                                  background_index=0, soft_label=False, class_axis=-1,
                                  from_logits=False, mask=None, ignore_index=None, batch=False,
                                  validate=False, all_reduce=None):
-    r"""Symmetric focal Tversky loss: ``mean_c (1 - mTI_c)^{1-γ}``.
+    r"""Symmetric focal Tversky loss: the focal exponent on every class.
+
+    .. math::
+        L = \frac{1}{C}\sum_c (1 - mTI_c)^{1-\gamma}
 
     Args:
       y_true, y_pred, background_index, class_axis, from_logits, mask, ignore_index, batch,
@@ -128,6 +143,12 @@ def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsil
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.symmetric_focal_tversky_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.7346]
     """
     inputs, background = _prepare(y_true, y_pred, background_index, dict(
         class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
@@ -149,6 +170,12 @@ def asymmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsi
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.asymmetric_focal_tversky_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.507]
     """
     inputs, background = _prepare(y_true, y_pred, background_index, dict(
         class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
@@ -188,6 +215,12 @@ def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.symmetric_unified_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.3569]
     """
     return _unified(y_true, y_pred, weight=weight, delta=delta, gamma=gamma, epsilon=epsilon,
                     background_index=background_index, asymmetric=False, options=dict(
@@ -212,6 +245,12 @@ def asymmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamm
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.asymmetric_unified_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.3278]
     """
     return _unified(y_true, y_pred, weight=weight, delta=delta, gamma=gamma, epsilon=epsilon,
                     background_index=background_index, asymmetric=True, options=dict(
