@@ -73,6 +73,13 @@ def xp(request):
     return load_backend(request.param)
 
 
+@pytest.fixture
+def other_device():
+    """``(namespace, device)``: array-api-strict's non-default device, to guard device propagation."""
+    xs = importlib.import_module("array_api_strict")
+    return xs, xs.Device("device1")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """In CI (``CI=true``) every framework is installed, so a skip means something is broken."""
