@@ -30,6 +30,7 @@ def array_namespace(**named_arrays):
     kinds = {}
     for name, value in named.items():
         if _is_tensorflow(value):
+            static_shape(name, value)  # an unknown rank is reported here, naming the argument
             kinds[name] = "tensorflow"
             continue
         try:
@@ -51,6 +52,36 @@ def array_namespace(**named_arrays):
 
         return _tensorflow_namespace
     return compat_namespace(*named.values())
+
+
+def static_shape(name: str, x) -> tuple:
+    """``x.shape`` as a tuple, with ``None`` for sizes unknown while tracing.
+
+    Only TensorFlow has arrays of unknown rank (a ``tf.function`` traced with
+    ``tf.TensorSpec(None)``): no axis of those can be located, so that is a ``ValueError``
+    naming the argument rather than an error from deep inside the loss.
+    """
+    shape = x.shape
+    if getattr(shape, "rank", 0) is None:  # TensorFlow's TensorShape(None)
+        raise ValueError(
+            f"{name} has an unknown rank (a tf.function input signature such as "
+            f"tf.TensorSpec(None)); the loss needs every input's rank to locate its axes: give "
+            f"{name} a known rank, e.g. tf.TensorSpec([None, None, None, 3])"
+        )
+    return tuple(shape)
+
+
+def read_variables(*arrays) -> tuple:
+    """The arrays with TensorFlow variables read as tensors, anything else unchanged.
+
+    A ``tf.Variable`` is accepted wherever a tensor is (the read is differentiable, so a
+    ``GradientTape`` still reaches the variable), but it lacks array attributes the core
+    uses, such as ``ndim``.
+    """
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return arrays
+    return tuple(tf.convert_to_tensor(x) if isinstance(x, tf.Variable) else x for x in arrays)
 
 
 def is_traced(x) -> bool:

@@ -13,7 +13,7 @@ __name__ = "tensorflow"  # noqa: A001 - reported in error messages like the comp
 
 bool = tf.bool  # noqa: A001
 int8, int16, int32, int64 = tf.int8, tf.int16, tf.int32, tf.int64
-uint8 = tf.uint8
+uint8, uint16, uint32, uint64 = tf.uint8, tf.uint16, tf.uint32, tf.uint64
 float16, bfloat16, float32, float64 = tf.float16, tf.bfloat16, tf.float32, tf.float64
 
 
@@ -56,8 +56,21 @@ def astype(x, dtype, copy=True, device=None):
     return tf.cast(x, dtype)
 
 
+#: The integer dtypes TensorFlow's Range, Shape and Gather kernels accept; labels of any other
+#: integer dtype (uint8 is what PNG masks load as) are cast to int64 for those ops.
+_INDEX_DTYPES = (tf.int32, tf.int64)
+
+
+def _as_index(indices):
+    indices = tf.convert_to_tensor(indices)
+    return indices if indices.dtype in _INDEX_DTYPES else tf.cast(indices, tf.int64)
+
+
 def arange(start, stop=None, step=1, dtype=None, device=None):
-    return tf.range(start, stop, step, dtype=dtype or tf.int32)
+    dtype = tf.as_dtype(dtype or tf.int32)
+    if dtype.is_integer and dtype not in _INDEX_DTYPES:
+        return tf.cast(tf.range(start, stop, step, dtype=tf.int64), dtype)
+    return tf.range(start, stop, step, dtype=dtype)
 
 
 def ones_like(x, dtype=None, device=None):
@@ -148,9 +161,9 @@ def broadcast_to(x, shape):
 
 def take(x, indices, axis=None):
     if axis is None:
-        return tf.gather(tf.reshape(x, [-1]), indices)
-    return tf.gather(x, indices, axis=axis)
+        return tf.gather(tf.reshape(x, [-1]), _as_index(indices))
+    return tf.gather(x, _as_index(indices), axis=axis)
 
 
 def take_along_axis(x, indices, axis=-1):
-    return tf.experimental.numpy.take_along_axis(x, indices, axis=axis)
+    return tf.experimental.numpy.take_along_axis(x, _as_index(indices), axis=axis)
