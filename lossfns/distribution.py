@@ -13,6 +13,8 @@ from . import numerics as nx
 from . import validation as v
 from .inputs import PreparedInputs, prepare
 
+_UNIT = v.check_unit_interval
+
 
 def class_constants(num_classes: int, background: int, *, background_value: float, rare_value: float):
     """A per-class tuple: ``background_value`` at ``background``, ``rare_value`` elsewhere."""
@@ -52,52 +54,81 @@ def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background
     return xp.where(is_background, nx.guarded_power(xp, complement, background_gamma, clamp=False), rare)
 
 
-def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequence[float],
-                                gamma: float, background_gamma: float | None = None,
-                                background: int = 0):
-    r"""Per-sample mean of ``Σ_c w_c (1 - p_c)^{γ_c} (-y_c \log p_c)``.
+def _dense_focal_terms(inputs: PreparedInputs, target, *, class_weights: Sequence[float],
+                       gamma: float, background_gamma: float, background: int):
+    r"""``Σ_c w_c (1 - p_c)^{γ_c} (-target_c \log p_c)`` with a size-1 class axis.
 
-    ``γ_c`` is ``background_gamma`` for the background class and ``gamma`` for the others.
-    This one term gives categorical cross-entropy, categorical focal loss, the weighted
-    cross-entropy of Combo loss and both focal losses of the Unified Focal family.
+    ``target`` is a dense label array or a scalar constant (the uniform ``s/C`` of label
+    smoothing, which broadcasts against the class axis without a full-size label array).
     """
     xp = inputs.xp
+    cross_entropy = -(target * inputs.log_probs)
+    terms = cross_entropy
+    if gamma != 0:
+        terms = terms * nx.guarded_power(xp, inputs.complement, gamma, clamp=False)
+    if len(set(class_weights)) > 1:
+        terms = terms * inputs.class_vector(class_weights)
+    elif class_weights[0] != 1.0:
+        terms = terms * inputs.constant(class_weights[0])
+    terms = xp.sum(terms, axis=inputs.class_axis, keepdims=True)
+    if background_gamma != gamma:
+        # Only the background has its own exponent: correct its slice instead of
+        # selecting between two full-size powers (a third of the work of a where).
+        complement = inputs.complement_at(background)
+        correction = (nx.guarded_power(xp, complement, background_gamma, clamp=False)
+                      - nx.guarded_power(xp, complement, gamma, clamp=False))
+        background_ce = inputs.take_class(cross_entropy, background)
+        terms = terms + inputs.constant(class_weights[background]) * background_ce * correction
+    return terms
+
+
+def _sparse_focal_terms(inputs: PreparedInputs, *, class_weights: Sequence[float], gamma: float,
+                        background_gamma: float, background: int):
+    r"""The labelled class's ``w (1 - p)^γ (-\log p)``, gathered: never a one-hot."""
+    terms = -inputs.gather(inputs.log_probs) * _per_label(inputs, class_weights)
+    if gamma != 0 or background_gamma != 0:
+        is_background = inputs.labels == background
+        terms = terms * focal_factor(
+            inputs, inputs.gather(inputs.complement), gamma=gamma,
+            background_gamma=background_gamma, is_background=is_background,
+        )
+    return terms
+
+
+def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequence[float],
+                                gamma: float, background_gamma: float | None = None,
+                                background: int = 0, label_smoothing: float = 0.0):
+    r"""Per-sample mean of ``Σ_c w_c (1 - p_c)^{γ_c} (-y'_c \log p_c)``.
+
+    ``γ_c`` is ``background_gamma`` for the background class and ``gamma`` for the others;
+    ``y' = (1 - s) y + s / C`` with ``s = label_smoothing`` (SPEC §15). This one term gives
+    categorical cross-entropy, categorical focal loss, the weighted cross-entropy of Combo
+    loss and both focal losses of the Unified Focal family.
+    """
     background_gamma = gamma if background_gamma is None else background_gamma
-    focal = gamma != 0 or background_gamma != 0
-    if inputs.target is None:  # sparse: gather the labelled class, never a one-hot
-        terms = -inputs.gather(inputs.log_probs) * _per_label(inputs, class_weights)
-        if focal:
-            is_background = inputs.labels == background
-            terms = terms * focal_factor(
-                inputs, inputs.gather(inputs.complement), gamma=gamma,
-                background_gamma=background_gamma, is_background=is_background,
-            )
+    focal = dict(class_weights=class_weights, gamma=gamma, background_gamma=background_gamma,
+                 background=background)
+    s = label_smoothing
+    if inputs.target is None:  # sparse: the labelled class plus the uniform part, no one-hot
+        terms = _sparse_focal_terms(inputs, **focal)
+        if s:
+            uniform = _dense_focal_terms(inputs, inputs.constant(s / inputs.num_classes), **focal)
+            terms = inputs.constant(1.0 - s) * terms + uniform
     else:
-        cross_entropy = -(inputs.target * inputs.log_probs)
-        terms = cross_entropy
-        if gamma != 0:
-            terms = terms * nx.guarded_power(xp, inputs.complement, gamma, clamp=False)
-        if len(set(class_weights)) > 1:
-            terms = terms * inputs.class_vector(class_weights)
-        elif class_weights[0] != 1.0:
-            terms = terms * inputs.constant(class_weights[0])
-        terms = xp.sum(terms, axis=inputs.class_axis, keepdims=True)
-        if background_gamma != gamma:
-            # Only the background has its own exponent: correct its slice instead of
-            # selecting between two full-size powers (a third of the work of a where).
-            complement = inputs.complement_at(background)
-            correction = (nx.guarded_power(xp, complement, background_gamma, clamp=False)
-                          - nx.guarded_power(xp, complement, gamma, clamp=False))
-            background_ce = inputs.take_class(cross_entropy, background)
-            terms = terms + inputs.constant(class_weights[background]) * background_ce * correction
+        target = inputs.target
+        if s:
+            target = inputs.constant(1.0 - s) * target + inputs.constant(s / inputs.num_classes)
+        terms = _dense_focal_terms(inputs, target, **focal)
     return inputs.weighted_mean(terms)
 
 
-def _binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float):
+def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
+                              label_smoothing: float = 0.0):
     """Per-sample mean over elements and channels of the binary (focal) cross-entropy.
 
     The focal factors are ``exp(γ·log(1-p))`` and ``exp(γ·log p)``: finite for logits of any
-    size and exactly 1 at γ = 0.
+    size and exactly 1 at γ = 0. Label smoothing replaces ``y`` by ``(1 - s) y + s/2`` in
+    the weights of the two terms only; the focal factors and α stay as they are (SPEC §15).
     """
     xp = inputs.xp
     log_p, log_q = inputs.log_probs, inputs.log_complement
@@ -111,14 +142,21 @@ def _binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float):
         positive = positive * xp.exp(g * log_q)
         negative = negative * xp.exp(g * log_p)
     if inputs.target is not None:  # y·pos + (1 - y)·neg = neg + y·(pos - neg)
-        terms = negative + inputs.target * (positive - negative)
+        target = inputs.target
+        if label_smoothing:
+            target = (inputs.constant(1.0 - label_smoothing) * target
+                      + inputs.constant(label_smoothing / 2))
+        terms = negative + target * (positive - negative)
     else:
         terms = xp.where(inputs.class_mask(), positive, negative)
+        if label_smoothing:  # y'·pos + (1 - y')·neg = (1 - s)(y·pos + (1 - y)·neg) + s/2·(pos + neg)
+            terms = (inputs.constant(1.0 - label_smoothing) * terms
+                     + inputs.constant(label_smoothing / 2) * (positive + negative))
     return inputs.weighted_mean(xp.mean(terms, axis=inputs.class_axis, keepdims=True))
 
 
-@v.validated(from_logits=v.check_sigmoid_from_logits)
-def binary_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None,
+@v.validated(label_smoothing=_UNIT, from_logits=v.check_sigmoid_from_logits)
+def binary_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, from_logits=False, mask=None,
                         ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Binary cross-entropy, averaged over channels and elements.
 
@@ -132,6 +170,8 @@ def binary_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False, mas
       y_true: dense labels in [0, 1] of ``y_pred``'s shape, or integer labels (for a single
         channel the 0/1 label map itself; for C channels class indices, one-hot per element).
       y_pred: probabilities, or logits with ``from_logits=True``/``"sigmoid"``.
+      label_smoothing: ``s`` in [0, 1]; ``y`` is replaced by ``(1 - s) y + s/2``, as in
+        Keras.
       class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
         common options (see the concepts page of the documentation).
 
@@ -147,12 +187,13 @@ def binary_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False, mas
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
                      all_reduce=all_reduce, binary_loss=True)
-    return _binary_focal_crossentropy(inputs, alpha=None, gamma=0.0)
+    return binary_focal_crossentropy(inputs, alpha=None, gamma=0.0, label_smoothing=label_smoothing)
 
 
 @v.validated(alpha=v.check_optional_unit_interval, gamma=v.check_nonnegative,
-             from_logits=v.check_sigmoid_from_logits)
-def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, class_axis=-1, from_logits=False,
+             label_smoothing=_UNIT, from_logits=v.check_sigmoid_from_logits)
+def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, label_smoothing=0.0,
+                      class_axis=-1, from_logits=False,
                       mask=None, ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
 
@@ -167,6 +208,9 @@ def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, class_axis=-1, f
       y_true, y_pred: as in :func:`binary_crossentropy`.
       alpha: weight of the positive term in [0, 1], or ``None``.
       gamma: focusing exponent, >= 0.
+      label_smoothing: ``s`` in [0, 1]; ``y`` is replaced by ``(1 - s) y + s/2`` where it
+        weighs the two terms; the focal factors and α are unchanged (Keras' own
+        ``BinaryFocalCrossentropy`` smooths those too).
       class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
         common options (see the concepts page of the documentation).
 
@@ -185,11 +229,11 @@ def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, class_axis=-1, f
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
                      all_reduce=all_reduce, binary_loss=True)
-    return _binary_focal_crossentropy(inputs, alpha=alpha, gamma=gamma)
+    return binary_focal_crossentropy(inputs, alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
 
 
-@v.validated()
-def categorical_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None,
+@v.validated(label_smoothing=_UNIT)
+def categorical_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, from_logits=False, mask=None,
                              ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Categorical cross-entropy, averaged over elements.
 
@@ -203,6 +247,9 @@ def categorical_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False
     Args:
       y_true: dense labels of ``y_pred``'s shape, or integer class indices.
       y_pred: probabilities (summing to 1 over the class axis) or logits.
+      label_smoothing: ``s`` in [0, 1]; ``y`` is replaced by ``(1 - s) y + s/C`` (C after
+        the single-channel expansion), as in Keras. Sparse labels are not expanded:
+        ``-(1 - s) \log p_{label} - (s/C) \sum_c \log p_c``.
       class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
         common options (see the concepts page of the documentation).
 
@@ -218,7 +265,8 @@ def categorical_crossentropy(y_true, y_pred, *, class_axis=-1, from_logits=False
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
                      all_reduce=all_reduce).with_two_channels()
-    return weighted_focal_crossentropy(inputs, class_weights=(1.0,), gamma=0.0)
+    return weighted_focal_crossentropy(inputs, class_weights=(1.0,), gamma=0.0,
+                                       label_smoothing=label_smoothing)
 
 
 def categorical_focal_weights(alpha, num_classes: int):
@@ -230,8 +278,9 @@ def categorical_focal_weights(alpha, num_classes: int):
     return alpha
 
 
-@v.validated(two_channels=True, alpha=v.check_focal_alpha, gamma=v.check_nonnegative)
-def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, class_axis=-1,
+@v.validated(two_channels=True, alpha=v.check_focal_alpha, gamma=v.check_nonnegative,
+             label_smoothing=_UNIT)
+def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, label_smoothing=0.0, class_axis=-1,
                            from_logits=False, mask=None, ignore_index=None, batch=False,
                            validate=False, all_reduce=None):
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
@@ -243,6 +292,8 @@ def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, class_axis=
       y_true, y_pred: as in :func:`categorical_crossentropy`.
       alpha: ``None`` (every class 1), one number for every class, or one per class.
       gamma: focusing exponent, >= 0.
+      label_smoothing: ``s`` in [0, 1]; ``y`` is replaced by ``(1 - s) y + s/C`` (C after
+        the single-channel expansion); the focal factors and α are unchanged.
       class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the
         common options (see the concepts page of the documentation).
 
@@ -262,7 +313,8 @@ def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, class_axis=
                      ignore_index=ignore_index, batch=batch, validate=validate,
                      all_reduce=all_reduce).with_two_channels()
     weights = categorical_focal_weights(alpha, inputs.num_classes)
-    return weighted_focal_crossentropy(inputs, class_weights=weights, gamma=gamma)
+    return weighted_focal_crossentropy(inputs, class_weights=weights, gamma=gamma,
+                                       label_smoothing=label_smoothing)
 
 
 __all__ = ["binary_crossentropy", "binary_focal_loss", "categorical_crossentropy", "categorical_focal_loss"]

@@ -1,0 +1,161 @@
+"""Dice plus cross-entropy or focal loss, as in nnU-Net and MONAI (SPEC §12).
+
+Both losses prepare their inputs once (one log-softmax or log-sigmoid) and evaluate the
+Dice part and the cross-entropy / focal part on them. The region options act on the Dice
+part only; the cross-entropy / focal part always covers every class and alone sees label
+smoothing (SPEC §15).
+"""
+
+from __future__ import annotations
+
+from . import validation as v
+from .distribution import binary_focal_crossentropy, categorical_focal_weights, weighted_focal_crossentropy
+from .inputs import PreparedInputs, prepare
+from .region import focal_tversky_from_inputs
+
+_UNIT, _NONNEG = v.check_unit_interval, v.check_nonnegative
+
+
+def _uses_sigmoid(from_logits, num_classes: int) -> bool:
+    """A sigmoid activation: one channel, or ``from_logits="sigmoid"`` (SPEC §12)."""
+    return num_classes == 1 or from_logits == "sigmoid"
+
+
+def _dice(inputs: PreparedInputs, *, epsilon: float, **region):
+    """``1 - DSC``: :func:`~lossfns.f1_loss` on the prepared inputs, with the region options."""
+    return focal_tversky_from_inputs(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon, **region)
+
+
+def _binary_alpha(alpha):
+    """``alpha`` of the binary focal part: ``None`` or one weight in [0, 1]."""
+    if isinstance(alpha, tuple):
+        raise ValueError(
+            f"alpha must be None or one number in [0, 1] with a sigmoid activation (one channel or "
+            f"from_logits='sigmoid'), where the focal part is binary; got {alpha!r}"
+        )
+    return v.check_optional_unit_interval("alpha", alpha)
+
+
+def _focal_part(inputs: PreparedInputs, *, sigmoid: bool, alpha, gamma: float, label_smoothing: float):
+    """Categorical focal loss over every class, or binary focal loss with a sigmoid."""
+    if sigmoid:
+        return binary_focal_crossentropy(inputs, alpha=_binary_alpha(alpha), gamma=gamma,
+                                         label_smoothing=label_smoothing)
+    weights = categorical_focal_weights(alpha, inputs.num_classes)
+    return weighted_focal_crossentropy(inputs, class_weights=weights, gamma=gamma,
+                                       label_smoothing=label_smoothing)
+
+
+@v.validated(ce_weight=_NONNEG, dice_weight=_NONNEG, epsilon=_NONNEG, label_smoothing=_UNIT)
+def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5, label_smoothing=0.0,
+                 average="macro", class_weights=None, include_background=True, background_index=0,
+                 soft_label=False, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
+                 batch=False, validate=False, all_reduce=None):
+    r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
+
+    .. math::
+        L = w_{CE}\,\mathrm{CE} + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``CE`` is :func:`~lossfns.categorical_crossentropy` over every class, or
+    :func:`~lossfns.binary_crossentropy` when the activation is a sigmoid (``y_pred`` has
+    one channel, or ``from_logits="sigmoid"``): a softmax cross-entropy over one channel
+    would be identically 0. MONAI's ``DiceCELoss(smooth_nr=s, smooth_dr=s, softmax=True)``
+    on logits equals this with ``epsilon = s / 2``, averaged over the batch; nnU-Net's
+    ``DC_and_CE_loss`` equals it with ``include_background=False`` minus ``dice_weight``.
+
+    Args:
+      y_true: dense labels ``[batch, d1, ..., dk, classes]`` or integer class indices.
+      y_pred: probabilities ``[batch, d1, ..., dk, classes]`` (logits with ``from_logits``).
+      ce_weight: weight of the cross-entropy part, >= 0.
+      dice_weight: weight of the Dice part, >= 0.
+      epsilon: Dice smoothing, >= 0.
+      label_smoothing: in [0, 1], applied to the cross-entropy part only (see
+        :func:`~lossfns.categorical_crossentropy`).
+      average, class_weights, include_background, background_index, soft_label: the region
+        options of :func:`~lossfns.f1_loss`, for the Dice part only.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
+        options (see the concepts page of the documentation). With ``batch=True`` both parts
+        are batch quantities (global Dice, cross-entropy over every element of the batch).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Isensee et al., "nnU-Net: a self-configuring method for deep learning-based biomedical
+      image segmentation", Nature Methods, 2021.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])   # [batch, elements, classes]
+      >>> print(np.round(lossfns.dice_ce_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.718]
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label)
+    sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
+    cross_entropy = _focal_part(inputs, sigmoid=sigmoid, alpha=None, gamma=0.0,
+                                label_smoothing=label_smoothing)
+    dice = _dice(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
+                 include_background=include_background, background_index=background_index)
+    return ce_weight * cross_entropy + dice_weight * dice
+
+
+@v.validated(focal_weight=_NONNEG, dice_weight=_NONNEG, alpha=v.check_focal_alpha, gamma=_NONNEG,
+             epsilon=_NONNEG, label_smoothing=_UNIT)
+def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=None, gamma=2.0,
+                    epsilon=1e-5, label_smoothing=0.0, average="macro", class_weights=None,
+                    include_background=True, background_index=0, soft_label=False, class_axis=-1,
+                    from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
+                    all_reduce=None):
+    r"""Dice loss plus focal loss.
+
+    .. math::
+        L = w_{FL}\,\mathrm{FL}(\alpha, \gamma) + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``FL`` is :func:`~lossfns.categorical_focal_loss` over every class, or
+    :func:`~lossfns.binary_focal_loss` when the activation is a sigmoid (``y_pred`` has one
+    channel, or ``from_logits="sigmoid"``), where ``alpha=None`` weighs both terms 1.
+    MONAI's ``DiceFocalLoss`` differs: with ``softmax=True`` its focal part is still a
+    sigmoid focal loss of the softmax probabilities, and ``include_background=False`` drops
+    the background from its focal part too.
+
+    Args:
+      y_true, y_pred: as in :func:`~lossfns.dice_ce_loss`.
+      focal_weight: weight of the focal part, >= 0.
+      dice_weight: weight of the Dice part, >= 0.
+      alpha: ``None`` (every class 1), one number for every class, or one per class; with a
+        sigmoid activation ``None`` or one number in [0, 1] (the weight of positives).
+      gamma: focusing exponent, >= 0.
+      epsilon: Dice smoothing, >= 0.
+      label_smoothing: in [0, 1], applied to the focal part only.
+      average, class_weights, include_background, background_index, soft_label: the region
+        options of :func:`~lossfns.f1_loss`, for the Dice part only.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
+        options (see the concepts page of the documentation).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.dice_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.4163]
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label)
+    sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
+    focal = _focal_part(inputs, sigmoid=sigmoid, alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
+    dice = _dice(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
+                 include_background=include_background, background_index=background_index)
+    return focal_weight * focal + dice_weight * dice
+
+
+__all__ = ["dice_ce_loss", "dice_focal_loss"]
