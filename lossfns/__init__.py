@@ -8,6 +8,7 @@ from .boundary import boundary_loss, signed_distance_maps
 from .cldice import cldice_loss, dice_cldice_loss
 from .compound import combo_loss, hybrid_focal_loss
 from .confusion import Confusion, confusion_terms
+from .dice_ce import dice_ce_loss, dice_focal_loss
 from .distribution import (
     binary_crossentropy,
     binary_focal_loss,
@@ -48,7 +49,9 @@ __all__ = [
     "cldice_loss",
     "combo_loss",
     "confusion_terms",
+    "dice_ce_loss",
     "dice_cldice_loss",
+    "dice_focal_loss",
     "dice_loss",
     "f1_loss",
     "focal_tversky_loss",

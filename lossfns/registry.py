@@ -13,7 +13,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import compound, distribution, region, unified_focal
+from . import compound, dice_ce, distribution, region, unified_focal
 from . import validation as v
 
 #: Per-call arguments: arrays and the distributed hook the adapters fill in, never
@@ -114,6 +114,8 @@ LOSSES: tuple[LossSpec, ...] = (
     _spec(unified_focal.asymmetric_focal_tversky_loss),
     _spec(unified_focal.symmetric_unified_focal_loss),
     _spec(unified_focal.asymmetric_unified_focal_loss),
+    _spec(dice_ce.dice_ce_loss, class_name="DiceCELoss"),
+    _spec(dice_ce.dice_focal_loss, class_name="DiceFocalLoss"),
 )
 
 _BY_NAME = {spec.name: spec for spec in LOSSES}
