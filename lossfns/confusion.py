@@ -66,6 +66,19 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
     return ConfusionSums(tp, predicted, actual)
 
 
+def true_negatives(inputs: PreparedInputs, sums: ConfusionSums):
+    """``TN = Σ m − Σ m·p − Σ m·y + TP`` per class, like ``sums`` (``all_reduce`` applied)."""
+    xp = inputs.xp
+    axes = inputs.reduce_axes + (inputs.class_axis,)
+    if inputs.weights is None:
+        total = nx.blocked_sum(xp, xp.ones_like(inputs.take_class(inputs.probs, 0)), axes)
+    else:
+        total = nx.blocked_sum(xp, inputs.weights, axes)
+    if inputs.all_reduce is not None:
+        total = inputs.all_reduce(total)
+    return xp.expand_dims(total, axis=-1) - sums.predicted - sums.actual + sums.tp
+
+
 @v.validated()
 def confusion_terms(y_true, y_pred, *, soft_label=False, class_axis=-1, from_logits=False,
                     mask=None, ignore_index=None, batch=False, validate=False) -> Confusion:
@@ -99,16 +112,7 @@ def confusion_terms(y_true, y_pred, *, soft_label=False, class_axis=-1, from_log
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate, soft_label=soft_label)
     sums = confusion_sums(inputs)
-    xp = inputs.xp
-    axes = inputs.reduce_axes + (inputs.class_axis,)
-    if inputs.weights is None:
-        one_class = xp.take(inputs.probs, xp.asarray([0], device=inputs.device), axis=inputs.class_axis)
-        total = nx.blocked_sum(xp, xp.ones_like(one_class), axes)
-    else:
-        total = nx.blocked_sum(xp, inputs.weights, axes)
-    total = xp.expand_dims(total, axis=-1)
-    tn = total - sums.predicted - sums.actual + sums.tp
-    return Confusion(sums.tp, sums.fp, sums.fn, tn)
+    return Confusion(sums.tp, sums.fp, sums.fn, true_negatives(inputs, sums))
 
 
 __all__ = ["Confusion", "confusion_terms"]

@@ -78,6 +78,17 @@ def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
     return xp.where(above, powered, x * slope)
 
 
+def safe_sqrt(xp, x):
+    """``sqrt(max(x, 0))`` whose derivatives are finite (0) where ``x <= 0``.
+
+    ``sqrt``'s derivative is infinite at 0 and NaN below it (a product of counts can round
+    to ``-1e-16``); the inner ``where`` keeps both branches finite, as in :func:`safe_divide`.
+    """
+    zero = full_like_scalar(xp, 0.0, x)
+    positive = x > zero
+    return xp.where(positive, xp.sqrt(xp.where(positive, x, full_like_scalar(xp, 1.0, x))), zero)
+
+
 def log_sigmoid(xp, z):
     """``log(sigmoid(z)) = min(z, 0) - log(1 + exp(-|z|))``, stable for logits of any magnitude.
 

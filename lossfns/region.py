@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import numerics as nx
 from . import validation as v
-from .confusion import confusion_sums
+from .confusion import confusion_sums, true_negatives
 from .inputs import PreparedInputs, prepare
 
 
@@ -18,8 +18,10 @@ def tversky_index(xp, tp, fp, fn, *, alpha: float, beta: float, epsilon: float):
 
 
 def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", class_weights=None,
-                    include_background=True, background_index=0):
+                    include_background=True, background_index=0, with_tn=False):
     """Apply ``class_loss(tp, fp, fn)`` per class and combine the classes (SPEC §4).
+
+    ``with_tn=True`` passes the true negatives too, ``class_loss(tp, fp, fn, tn)`` (MCC).
 
     * ``macro``: the mean of the per-class losses.
     * ``micro``: TP, FP and FN summed over classes first, then one formula.
@@ -32,21 +34,21 @@ def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", clas
     """
     xp = inputs.xp
     sums = confusion_sums(inputs)
-    tp, fp, fn = sums.tp, sums.fp, sums.fn
+    terms = (sums.tp, sums.fp, sums.fn) + ((true_negatives(inputs, sums),) if with_tn else ())
     kept = kept_classes(inputs.num_classes, include_background, background_index)
     if len(kept) < inputs.num_classes:
         index = xp.asarray(kept, device=inputs.device)
-        tp, fp, fn = (xp.take(t, index, axis=-1) for t in (tp, fp, fn))
+        terms = tuple(xp.take(t, index, axis=-1) for t in terms)
         if class_weights is not None:
             class_weights = tuple(class_weights[c] for c in kept)
 
     if average == "micro":
-        return class_loss(*(xp.sum(t, axis=-1) for t in (tp, fp, fn)))
-    losses = class_loss(tp, fp, fn)
+        return class_loss(*(xp.sum(t, axis=-1) for t in terms))
+    losses = class_loss(*terms)
     if average == "macro":
         return xp.mean(losses, axis=-1)
     if class_weights is None:
-        support = tp + fn
+        support = terms[0] + terms[2]  # TP + FN
         weights = nx.safe_divide(xp, support, xp.sum(support, axis=-1, keepdims=True))
     else:
         weights = xp.asarray(class_weights, dtype=losses.dtype, device=inputs.device)

@@ -1,0 +1,164 @@
+"""Deep supervision (SPEC §19): one loss over several output resolutions, weighted and summed.
+
+Level ``i`` is scored against the target (and mask) downsampled by keeping, along each
+spatial axis, the element at ``f·j + ⌊f/2⌋``: the centre of each block of ``f`` elements,
+which is torch's ``nearest-exact`` interpolation as used by MONAI and nnU-Net. Only basic
+slicing is used, so it works on every array library and traces under every compiler.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from . import validation as v
+
+LEVEL_WEIGHTINGS = ("exp", "same")
+
+
+def level_weights(weights, levels: int) -> tuple[float, ...]:
+    """The weight of each of ``levels`` outputs, highest resolution first.
+
+    * ``None``: nnU-Net's ``2^-i`` with the lowest resolution at 0, normalised to sum 1
+      (a single level weighs 1);
+    * ``"exp"``: MONAI's ``max(0.5^i, 1/16)``; ``"same"``: 1 each;
+    * a sequence of ``levels`` non-negative numbers: as given.
+    """
+    if weights is None:
+        raw = [0.5**i for i in range(levels)]
+        if levels > 1:
+            raw[-1] = 0.0  # nnU-Net does not supervise the lowest resolution
+        return tuple(w / sum(raw) for w in raw)
+    if isinstance(weights, str):
+        v.check_choice("weights", weights, LEVEL_WEIGHTINGS)
+        if weights == "exp":
+            return tuple(max(0.5**i, 1.0 / 16.0) for i in range(levels))
+        return (1.0,) * levels
+    weights = v.check_weights("weights", weights)
+    v.check_length("weights", weights, levels, what="deep-supervision levels")
+    return weights
+
+
+def _element_shape(shape, class_axis: int) -> tuple:
+    return tuple(shape[:class_axis]) + tuple(shape[class_axis + 1:])
+
+
+def level_factors(full_shape, level_shape, class_axis: int, *, level: int) -> tuple[int, ...]:
+    """Integer downsampling factor per element axis (batch first, factor 1) of one level."""
+    full = _element_shape(full_shape, class_axis)
+    small = _element_shape(level_shape, class_axis)
+    if len(full) != len(small) or full[0] != small[0]:
+        raise ValueError(
+            f"y_preds[{level}] has shape {v.format_shape(level_shape)}, which does not match the "
+            f"target's batch and rank (full-resolution prediction shape {v.format_shape(full_shape)})"
+        )
+    factors = [1]
+    for big, size in zip(full[1:], small[1:]):
+        if size is None or big is None or size == 0 or big % size:
+            raise ValueError(
+                f"y_preds[{level}] has spatial shape {v.format_shape(small[1:])}, which does not "
+                f"divide the target's {v.format_shape(full[1:])} (each axis must shrink by an integer factor)"
+            )
+        factors.append(big // size)
+    return tuple(factors)
+
+
+def downsample(x, factors, *, ndim: int, class_axis: int):
+    """``x`` (a target or mask) at one level: the centre element of each block.
+
+    ``x`` has ``ndim`` axes with the class axis (dense labels, a size-1 class axis) or is an
+    element array without it, possibly with fewer leading axes (a broadcastable mask).
+    Axes of size 1 are broadcast and kept.
+    """
+    if x is None:
+        return None
+    if x.ndim == ndim:
+        element_axes = [None if a == class_axis else (a if a < class_axis else a - 1) for a in range(ndim)]
+    else:
+        offset = len(factors) - x.ndim
+        element_axes = [a + offset for a in range(x.ndim)]
+    index = []
+    for axis, element_axis in enumerate(element_axes):
+        factor = 1 if element_axis is None else factors[element_axis]
+        keep_all = factor == 1 or x.shape[axis] == 1
+        index.append(slice(None) if keep_all else slice(factor // 2, None, factor))
+    return x[tuple(index)]
+
+
+def full_shape_of(y_true, y_pred, class_axis: int) -> tuple:
+    """``y_pred``'s shape at the target's resolution (sparse targets lack the class axis)."""
+    shape = tuple(y_true.shape)
+    if len(shape) == y_pred.ndim:
+        return shape[:class_axis] + (y_pred.shape[class_axis],) + shape[class_axis + 1:]
+    return shape[:class_axis] + (y_pred.shape[class_axis],) + shape[class_axis:]
+
+
+def supervised_levels(y_true, y_preds, *, class_axis: int, mask=None):
+    """``(y_true_i, mask_i)`` for each prediction of ``y_preds``, highest resolution first."""
+    if not isinstance(y_preds, (list, tuple)):
+        raise TypeError(f"y_preds must be a list or tuple of predictions, got {type(y_preds).__name__}")
+    if not y_preds:
+        raise ValueError("y_preds must hold at least one prediction, got an empty sequence")
+    ndim = y_preds[0].ndim
+    axis = v.check_class_axis(class_axis, ndim)
+    full = full_shape_of(y_true, y_preds[0], axis)
+    levels = []
+    for level, y_pred in enumerate(y_preds):
+        factors = level_factors(full, tuple(y_pred.shape), axis, level=level)
+        levels.append((downsample(y_true, factors, ndim=ndim, class_axis=axis),
+                       downsample(mask, factors, ndim=ndim, class_axis=axis)))
+    return levels
+
+
+def deep_supervision(loss, y_true, y_preds, *, weights=None, mask=None, **loss_options):
+    r"""A loss summed over the outputs of a deeply supervised network.
+
+    .. math::
+        L = \sum_i w_i\,\mathrm{loss}(y^{(i)}, \hat y_i), \qquad
+        y^{(i)}_{j} = y_{f_i j + \lfloor f_i/2 \rfloor} \text{ per spatial axis}
+
+    Args:
+      loss: a core loss, ``loss(y_true, y_pred, **options)`` returning per-sample values.
+      y_true: the full-resolution target, dense or sparse (as ``loss`` takes it).
+      y_preds: a list or tuple of predictions, highest resolution first; each spatial size
+        must divide the target's (factor ``f_i`` per axis).
+      weights: ``None`` (nnU-Net: ``2^-i``, the lowest resolution 0, normalised), ``"exp"``
+        (MONAI: ``max(0.5^i, 1/16)``), ``"same"``, or one number per level.
+      mask: element weights at full resolution, downsampled like the target.
+      loss_options: passed to ``loss`` at every level (``class_axis`` locates the classes).
+
+    Returns:
+      The weighted sum of the per-level losses, per sample ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Isensee et al., "nnU-Net", Nature Methods 2021 (deep supervision weights).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> labels = np.array([[0, 1, 1, 1]])
+      >>> full = np.array([[[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]]])
+      >>> half = np.array([[[0.3, 0.7], [0.2, 0.8]]])          # scored against labels[:, 1::2]
+      >>> print(np.round(lossfns.deep_supervision(lossfns.dice_loss, labels, [full, half],
+      ...                                         weights="same"), 4))
+      [0.8461]
+    """
+    if not callable(loss):
+        raise TypeError(f"loss must be a callable loss function, got {loss!r}")
+    class_axis = loss_options.get("class_axis", _default_class_axis(loss))
+    levels = supervised_levels(y_true, y_preds, class_axis=class_axis, mask=mask)
+    total = None
+    for w, y_pred, (target, level_mask) in zip(level_weights(weights, len(levels)), y_preds, levels):
+        extra = {} if level_mask is None else {"mask": level_mask}
+        term = loss(target, y_pred, **extra, **loss_options) * w
+        total = term if total is None else total + term
+    return total
+
+
+def _default_class_axis(loss) -> int:
+    try:
+        parameter = inspect.signature(loss).parameters.get("class_axis")
+    except (TypeError, ValueError):  # a callable without a signature
+        parameter = None
+    return -1 if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+
+__all__ = ["deep_supervision", "level_weights", "supervised_levels"]

@@ -1,0 +1,94 @@
+"""Generalized Dice loss (Sudre et al. 2017): one Dice ratio with per-class weights (SPEC §13)."""
+
+from __future__ import annotations
+
+from . import numerics as nx
+from . import validation as v
+from .confusion import confusion_sums
+from .inputs import prepare
+from .region import kept_classes
+
+WEIGHTINGS = ("square", "simple", "uniform")
+
+
+def check_weighting(name: str, value):
+    return v.check_choice(name, value, WEIGHTINGS)
+
+
+def class_weights_from_labels(xp, actual, weighting: str):
+    """``w_c = 1/A_c²``, ``1/A_c`` or 1 from the label sums ``A_c = Σ m·y_c`` (``[..., classes]``).
+
+    A class absent from the labels (``A_c = 0``, an infinite weight) takes the largest weight
+    of the present classes along the last axis, as MONAI does; with no class present every
+    weight is 0. ``actual`` holds no prediction, so no gradient reaches ``y_pred`` this way.
+    """
+    if weighting == "uniform":
+        return xp.ones_like(actual)
+    denominator = actual * actual if weighting == "square" else actual
+    present = denominator > nx.full_like_scalar(xp, 0.0, denominator)
+    weights = nx.safe_divide(xp, xp.ones_like(denominator), denominator)  # 0 where absent
+    largest = xp.max(weights, axis=-1, keepdims=True)
+    return xp.where(present, weights, largest)
+
+
+@v.validated(weighting=check_weighting, epsilon=v.check_nonnegative)
+def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
+                          include_background=True, background_index=0, soft_label=False,
+                          class_axis=-1, from_logits=False, mask=None, ignore_index=None,
+                          batch=False, validate=False, all_reduce=None):
+    r"""Generalized Dice loss (Sudre et al. 2017), classes summed inside one ratio.
+
+    .. math::
+        L = 1 - \frac{2 \sum_c w_c\,TP_c + \epsilon}{\sum_c w_c\,(2\,TP_c + FP_c + FN_c) + \epsilon}
+        \qquad w_c = 1/A_c^2,\ 1/A_c \text{ or } 1, \quad A_c = TP_c + FN_c = \sum m\,y_c
+
+    A class absent from the labels takes the largest weight of the present classes (of the
+    sample, of the batch with ``batch=True``), as in MONAI; with no class present the loss is
+    0, also at ``epsilon = 0`` (where MONAI gives NaN). The weights are constants of the
+    labels: no gradient flows through them. With ``batch=True`` they come from the batch
+    sums after ``all_reduce``, so a data-parallel batch loss is exact. MONAI's
+    ``GeneralizedDiceLoss(w_type=W, smooth_nr=ε, smooth_dr=ε)`` equals this with the same ε.
+
+    Args:
+      y_true: dense labels ``[batch, d1, ..., dk, classes]`` or integer class indices
+        ``[batch, d1, ..., dk]``.
+      y_pred: probabilities ``[batch, d1, ..., dk, classes]`` (logits with ``from_logits``).
+      weighting: ``"square"`` (default), ``"simple"`` or ``"uniform"``.
+      epsilon: smoothing added to numerator and denominator, >= 0.
+      include_background: keep class ``background_index`` (dropped before the weights).
+      background_index: the background class.
+      soft_label: the ``|p - y|`` form of the confusion terms, for soft labels.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
+        options (see the concepts page of the documentation).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Sudre et al., "Generalised Dice overlap as a deep learning loss function for highly
+      unbalanced segmentations", DLMIA 2017.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.generalized_dice_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.3191]
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label)
+    xp = inputs.xp
+    sums = confusion_sums(inputs)  # after all_reduce: weights of the global batch
+    tp, predicted, actual = sums.tp, sums.predicted, sums.actual
+    kept = kept_classes(inputs.num_classes, include_background, background_index)
+    if len(kept) < inputs.num_classes:
+        index = xp.asarray(kept, device=inputs.device)
+        tp, predicted, actual = (xp.take(t, index, axis=-1) for t in (tp, predicted, actual))
+    weights = class_weights_from_labels(xp, actual, weighting)
+    eps = inputs.constant(epsilon)
+    numerator = inputs.constant(2.0) * xp.sum(weights * tp, axis=-1) + eps
+    denominator = xp.sum(weights * (predicted + actual), axis=-1) + eps  # 2TP + FP + FN = P + A
+    return inputs.constant(1.0) - nx.safe_divide(xp, numerator, denominator, default=1.0)
+
+
+__all__ = ["generalized_dice_loss"]

@@ -1,0 +1,82 @@
+"""Matthews correlation coefficient loss (SPEC §14), combined over classes like §4."""
+
+from __future__ import annotations
+
+from . import numerics as nx
+from . import validation as v
+from .inputs import prepare
+from .region import average_classes
+
+
+def matthews_correlation(xp, tp, fp, fn, tn, *, epsilon: float):
+    r"""``(TP·TN − FP·FN) / (sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) + ε)``, finite everywhere.
+
+    The square root is guarded (its derivative at 0 is infinite). A zero denominator
+    (ε = 0 and an empty factor) gives 1 when FP = FN = 0 and 0 otherwise.
+    """
+    zero = nx.full_like_scalar(xp, 0.0, tp)
+    product = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
+    denominator = nx.safe_sqrt(xp, product) + nx.full_like_scalar(xp, epsilon, tp)
+    mcc = nx.safe_divide(xp, tp * tn - fp * fn, denominator)
+    perfect = (denominator == zero) & (fp == zero) & (fn == zero)
+    return xp.where(perfect, nx.full_like_scalar(xp, 1.0, tp), mcc)
+
+
+@v.validated(epsilon=v.check_nonnegative)
+def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
+             include_background=True, background_index=0, soft_label=False, class_axis=-1,
+             from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
+             all_reduce=None):
+    r"""Matthews correlation coefficient loss.
+
+    .. math::
+        L = 1 - \frac{TP\,TN - FP\,FN}
+                     {\sqrt{(TP+FP)(TP+FN)(TN+FP)(TN+FN)} + \epsilon}
+
+    per class, combined by ``average`` as in :func:`focal_tversky_loss` (``"micro"`` sums
+    TP, FP, FN and TN over classes first). The square root's derivative stays finite where
+    its argument is 0. With ``epsilon = 0`` and a zero denominator the coefficient is 1 when
+    FP = FN = 0, else 0. segmentation-models-pytorch's ``MCCLoss`` equals
+    ``mcc_loss(..., batch=True)`` on one channel at ``epsilon = 0`` (it adds its eps to each
+    of TP, TN, FP and FN, so the two differ slightly for ε > 0).
+
+    Args:
+      y_true: dense labels ``[batch, d1, ..., dk, classes]`` or integer class indices
+        ``[batch, d1, ..., dk]``.
+      y_pred: probabilities ``[batch, d1, ..., dk, classes]`` (logits with ``from_logits``).
+      epsilon: added to the denominator, >= 0.
+      average: ``"macro"``, ``"micro"`` or ``"weighted"``.
+      class_weights: one weight per class, used only with ``average="weighted"``.
+      include_background: keep class ``background_index`` in the average.
+      background_index: the background class.
+      soft_label: the ``|p - y|`` form of the confusion terms, for soft labels.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
+        options (see the concepts page of the documentation).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Abhishek & Hamarneh, "Matthews correlation coefficient loss for deep convolutional
+      networks: application to skin lesion segmentation", ISBI 2021.
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.mcc_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.5244]
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     all_reduce=all_reduce, soft_label=soft_label)
+    xp = inputs.xp
+
+    def class_loss(tp, fp, fn, tn):
+        return inputs.constant(1.0) - matthews_correlation(xp, tp, fp, fn, tn, epsilon=epsilon)
+
+    return average_classes(inputs, class_loss, average=average, class_weights=class_weights,
+                           include_background=include_background,
+                           background_index=background_index, with_tn=True)
+
+
+__all__ = ["mcc_loss", "matthews_correlation"]
