@@ -249,3 +249,36 @@ def test_monai_asymmetric_unified_focal(channels):
     unified = lossfns.asymmetric_unified_focal_loss(labels, probs, weight=0.0, **common).numpy()
     peer = monai.AsymmetricUnifiedFocalLoss(to_onehot_y=to_onehot_y, weight=0.0, delta=0.7, gamma=0.4)
     np.testing.assert_allclose(unified.mean(), peer(probs, labels).item(), rtol=1e-10)
+
+
+def test_monai_masked_dice_applies_the_activation_before_the_mask():
+    """MONAI 1.6.1 ``MaskedDiceLoss(sigmoid=True)`` equals ours with the mask as ``mask``.
+
+    1.6.1 applies the sigmoid first and then masks, so masked elements are left out as ours
+    are; a version that masked the logits first would count them as predictions of 0.5
+    (the expectation below with ``p = 0.5`` there differs, so the test tells them apart).
+    """
+    import torch
+
+    monai = _monai()
+    y_true, logits, _ = ref.random_case(62, shape=(2, 4, 6), classes=1, class_axis=1, logits=True)
+    y_true, logits = torch.from_numpy(np.ascontiguousarray(y_true)), torch.from_numpy(np.ascontiguousarray(logits))
+    mask = torch.zeros(2, 1, 4, 6, dtype=torch.float64)
+    mask[..., :3] = 1.0
+    peer = monai.MaskedDiceLoss(sigmoid=True, smooth_nr=0.0, smooth_dr=0.0, reduction="none")(logits, y_true, mask=mask)
+    ours = lossfns.dice_loss(y_true, logits, epsilon=0.0, class_axis=1, from_logits="sigmoid", mask=mask[:, 0])
+    np.testing.assert_allclose(ours.numpy(), peer.numpy().reshape(2), rtol=1e-10)
+    half = torch.where(mask > 0, torch.sigmoid(logits), torch.full_like(logits, 0.5))
+    tp, predicted, actual = ((half * y_true * mask).sum((1, 2, 3)), half.sum((1, 2, 3)), (y_true * mask).sum((1, 2, 3)))
+    assert not np.allclose(ours.numpy(), (1 - 2 * tp / (predicted + actual)).numpy())
+
+
+def test_keras_categorical_crossentropy_renormalises_the_probabilities():
+    """Keras divides ``y_pred`` by its sum over the classes; ours takes the probabilities as given."""
+    keras = _keras()
+    y_true, y_pred = _channels_last(63, 3)
+    scaled = y_pred * 0.5  # rows summing to 0.5
+    peer = _keras_loss(keras.losses.CategoricalCrossentropy(reduction=None), y_true, scaled)
+    ours = lossfns.categorical_crossentropy(y_true, scaled)
+    np.testing.assert_allclose(_spatial_mean(peer), lossfns.categorical_crossentropy(y_true, y_pred), rtol=1e-6)
+    np.testing.assert_allclose(ours, _spatial_mean(peer) + np.log(2.0), rtol=1e-6)
