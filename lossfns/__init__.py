@@ -8,6 +8,7 @@ from .boundary import boundary_loss, signed_distance_maps
 from .cldice import cldice_loss, dice_cldice_loss
 from .compound import combo_loss, hybrid_focal_loss
 from .confusion import Confusion, confusion_terms
+from .deep_supervision import deep_supervision
 from .dice_ce import dice_ce_loss, dice_focal_loss
 from .distribution import (
     binary_crossentropy,
@@ -15,7 +16,9 @@ from .distribution import (
     categorical_crossentropy,
     categorical_focal_loss,
 )
+from .generalized_dice import generalized_dice_loss
 from .lovasz import lovasz_hinge_loss, lovasz_softmax_loss
+from .mcc import mcc_loss
 from .region import (
     dice_loss,
     f1_loss,
@@ -49,17 +52,20 @@ __all__ = [
     "cldice_loss",
     "combo_loss",
     "confusion_terms",
+    "deep_supervision",
     "dice_ce_loss",
     "dice_cldice_loss",
     "dice_focal_loss",
     "dice_loss",
     "f1_loss",
     "focal_tversky_loss",
+    "generalized_dice_loss",
     "hybrid_focal_loss",
     "iou_loss",
     "jaccard_loss",
     "lovasz_hinge_loss",
     "lovasz_softmax_loss",
+    "mcc_loss",
     "region_loss",
     "signed_distance_maps",
     "symmetric_focal_loss",

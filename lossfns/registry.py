@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import compound, dice_ce, distribution, region, unified_focal
+from . import generalized_dice, mcc
 from . import validation as v
 
 #: Per-call arguments: arrays and the distributed hook the adapters fill in, never
@@ -116,6 +117,8 @@ LOSSES: tuple[LossSpec, ...] = (
     _spec(unified_focal.asymmetric_unified_focal_loss),
     _spec(dice_ce.dice_ce_loss, class_name="DiceCELoss"),
     _spec(dice_ce.dice_focal_loss, class_name="DiceFocalLoss"),
+    _spec(generalized_dice.generalized_dice_loss),
+    _spec(mcc.mcc_loss, class_name="MCCLoss"),
 )
 
 _BY_NAME = {spec.name: spec for spec in LOSSES}
