@@ -201,3 +201,38 @@ def test_whole_exponents_compute_one_minus_ti_as_written():
     # A fractional power keeps the clamp: max(1 - TI, 0) ** 0.75.
     np.testing.assert_allclose(lossfns.focal_tversky_loss(y_true, y_pred, epsilon=0.0),
                                [np.mean(np.maximum(1 - ti, 0) ** 0.75)], rtol=1e-12)
+
+
+ADAPTER_CASES = [
+    ("f1_loss", {"class_weights": [math.nan, 1, 1]}),
+    ("categorical_focal_loss", {"alpha": [math.nan, 1, 1]}),
+    ("tversky_loss", {"epsilon": math.inf}),
+    ("symmetric_unified_focal_loss", {"gamma": 1.5}),
+    ("binary_crossentropy", {"from_logits": "softmax"}),
+    ("f1_loss", {"average": "mean"}),
+    ("hybrid_focal_loss", {"focal_gamma": -1.0}),
+    ("combo_loss", {"alpha": 2}),
+]
+
+
+def _adapter_error(framework, spec, arguments):
+    """The error an adapter raises for ``arguments``, at construction (torch, Keras) or call (JAX)."""
+    module = pytest.importorskip(f"lossfns.adapters.{framework}")
+    y_true, y_pred = _inputs()
+    with pytest.raises((ValueError, TypeError)) as error:
+        if framework == "jax":
+            getattr(module, spec.name)(y_pred, y_true, **arguments)
+        else:
+            getattr(module, spec.class_name)(**arguments)
+    return error.value
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras", "jax"])
+@pytest.mark.parametrize("name, arguments", ADAPTER_CASES, ids=[f"{n}-{next(iter(a))}" for n, a in ADAPTER_CASES])
+def test_one_message_from_every_adapter(framework, name, arguments):
+    spec = registry.get(name)
+    y_true, y_pred = _inputs()
+    with pytest.raises((ValueError, TypeError)) as core:
+        spec.function(y_true, y_pred, **arguments)
+    error = _adapter_error(framework, spec, arguments)
+    assert (type(error), str(error)) == (type(core.value), str(core.value))
