@@ -10,6 +10,11 @@ Examples::
     python -m benchmarks --quick                       # tiny shapes, one repetition
     python -m benchmarks --cases 3d --contenders lossfns_torch,monai,floor --losses dice
     python -m benchmarks --report-only                 # re-render from results.json
+    python -m benchmarks --device cuda --quick         # torch and JAX on the GPU -> results/cuda/
+
+On ``--device cuda`` the default clock is the device time (CUDA events for torch, the wall
+clock up to ``block_until_ready`` for JAX), the TensorFlow contenders are skipped, and the
+results go to ``results/cuda/``. Without a CUDA device it exits with status 2 and one line.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,11 +32,37 @@ from pathlib import Path
 from . import machine, report
 from .cases import CASE_NAMES, LOSS_NAMES
 from .contenders import CONTENDER_NAMES, CONTENDERS
-from .worker import FLOOR, thread_environment
+from .worker import FLOOR, gpu_name, thread_environment
 from .worker import run as run_in_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+CUDA_OUT = DEFAULT_OUT / "cuda"
+PROG = "python -m benchmarks"
+EXIT_USAGE = 2
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"must be cpu, cuda or cuda:N, got {text!r}")
+    return "cuda:0" if text == "cuda" else text
+
+
+def cuda_missing(device: str) -> str | None:
+    """Why torch cannot run on ``device`` (``None`` when it can, or on CPU)."""
+    if device == "cpu":
+        return None
+    try:
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        build = torch.version.cuda and f"CUDA {torch.version.cuda}" or "a build without CUDA"
+        return f"torch {torch.__version__} ({build}) sees no CUDA device"
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        return f"torch sees {torch.cuda.device_count()} CUDA device(s), not {device}"
+    return None
 
 
 def _names(text, known, what):
@@ -56,18 +88,26 @@ def parse_args(argv=None):
                              "(default 1; quick 0)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads per framework (default 1: same compute for everyone; 0 = framework default)")
-    parser.add_argument("--device", default="cpu", help="torch device for the torch contenders")
+    parser.add_argument("--device", type=_device, default="cpu",
+                        help="cpu (default), cuda or cuda:N: where torch and JAX run (TensorFlow is CPU only)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     parser.add_argument("--in-process", action="store_true",
-                        help="run workers in this process (fast, for tests; memory figures are not isolated)")
+                        help="run workers in this process (fast; CPU memory figures are not isolated, CUDA "
+                             "ones are: the allocator's peak is reset per step)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per worker process")
-    parser.add_argument("--out-dir", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out-dir", type=Path,
+                        help="default benchmarks/results (cpu) or benchmarks/results/cuda (cuda)")
     parser.add_argument("--report-only", action="store_true", help="re-render the report from results.json")
     parser.add_argument("--merge", action="store_true",
                         help="add to results.json, replacing the (case, contender) pairs run again")
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="time reported: process CPU time (default; robust on a shared machine) or wall")
+    parser.add_argument("--clock", choices=("cpu", "wall", "device"),
+                        help="time reported: process CPU time (default on cpu; robust on a shared machine), "
+                             "wall, or device (default on cuda: CUDA events / block_until_ready)")
     args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    args.out_dir = args.out_dir or (CUDA_OUT if cuda else DEFAULT_OUT)
+    args.clock_given = args.clock is not None
+    args.clock = args.clock or ("device" if cuda else "cpu")
     args.cases = _names(args.cases, CASE_NAMES, "cases")
     args.contenders = _names(args.contenders, CONTENDER_NAMES, "contenders")
     args.losses = _names(args.losses, LOSS_NAMES, "losses")
@@ -135,7 +175,7 @@ def _summary(record) -> str:
     return ", ".join(parts)
 
 
-def collect(args) -> list[dict]:
+def collect(args, checkpoint=None) -> list[dict]:
     pairs = []
     for case in args.cases:
         for name in args.contenders:
@@ -150,6 +190,8 @@ def collect(args) -> list[dict]:
         records.append(record)
         print(f"[{number}/{len(pairs)}] {case} {name} ({record['wall_s']:.0f} s): {_summary(record)}",
               file=sys.stderr, flush=True)
+        if checkpoint is not None:
+            checkpoint(records)
     return records
 
 
@@ -165,32 +207,46 @@ def merge(old: dict, new: dict) -> dict:
     return merged
 
 
+def _results(args, command, records, wall_s, old) -> dict:
+    data = {
+        "command": command,
+        "settings": {"quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
+                     "min_time_s": args.min_time,
+                     "threads": args.threads, "device": args.device, "clock": args.clock,
+                     "isolated": not args.in_process},
+        "machine": dict(machine.describe(), gpu=gpu_name(args.device)),
+        "wall_s": wall_s,
+        "records": records,
+    }
+    # Each run (a --merge adds one) notes the library source it measured.
+    data["stages"] = [{"command": command, "lossfns_source": data["machine"]["lossfns_source"],
+                       "wall_s": data["wall_s"]}]
+    return data if old is None else merge(old, data)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    missing = None if args.report_only else cuda_missing(args.device)
+    if missing:
+        print(f"{PROG}: error: --device {args.device}: {missing}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_USAGE)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.out_dir / "results.json"
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.report_only:
         data = json.loads(json_path.read_text())
-        data["settings"]["clock"] = args.clock
+        if args.clock_given:
+            data["settings"]["clock"] = args.clock
     else:
+        old = json.loads(json_path.read_text()) if args.merge and json_path.exists() else None
         start = time.perf_counter()
-        records = collect(args)
-        data = {
-            "command": command,
-            "settings": {"quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
-                         "min_time_s": args.min_time,
-                         "threads": args.threads, "device": args.device, "clock": args.clock,
-                         "isolated": not args.in_process},
-            "machine": machine.describe(),
-            "wall_s": time.perf_counter() - start,
-            "records": records,
-        }
-        # Each run (a --merge adds one) notes the library source it measured.
-        data["stages"] = [{"command": command, "lossfns_source": data["machine"]["lossfns_source"],
-                           "wall_s": data["wall_s"]}]
-        if args.merge and json_path.exists():
-            data = merge(json.loads(json_path.read_text()), data)
+
+        def checkpoint(records):  # a run cut short keeps what it measured (--report-only renders it)
+            json_path.write_text(json.dumps(_results(args, command, records, time.perf_counter() - start, old),
+                                            indent=1))
+
+        records = collect(args, checkpoint)
+        data = _results(args, command, records, time.perf_counter() - start, old)
     data["targets"] = report.targets(data)
     json_path.write_text(json.dumps(data, indent=1))
     report.write(data, args.out_dir)

@@ -34,7 +34,12 @@ def versions() -> dict:
 
 
 def source_state() -> str | None:
-    """The checkout's commit, with ``+dirty`` when the library's sources have local changes."""
+    """The checkout's commit, with ``+dirty`` when the library's sources have local changes.
+
+    ``LOSSFNS_SOURCE`` overrides it, for a copy of the sources outside the checkout
+    (``benchmarks/gpu_check.sh``)."""
+    if os.environ.get("LOSSFNS_SOURCE"):
+        return os.environ["LOSSFNS_SOURCE"]
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,

@@ -96,12 +96,19 @@ class JaxInputs(Inputs):
     def __init__(self, case: Case, arrays, device: str):
         import jax.numpy as jnp
 
-        self.case, self.class_axis, self.mean, self.device = case, -1, jnp.mean, None
+        import jax
+
+        self.case, self.class_axis, self.mean = case, -1, jnp.mean
+        self.device = (jax.devices("cpu")[0] if device == "cpu"
+                       else [d for d in jax.devices() if d.platform == "gpu"][cuda_index(device)])
         dtype = getattr(jnp, case.dtype)
-        self.probs, self.logits = jnp.asarray(arrays.probs, dtype), jnp.asarray(arrays.logits, dtype)
+
+        def put(x, dtype):
+            return jax.device_put(jnp.asarray(x, dtype), self.device)
+
+        self.probs, self.logits = put(arrays.probs, dtype), put(arrays.logits, dtype)
         # int32: JAX runs without x64 here, as most users do.
-        self.target = (jnp.asarray(arrays.labels, jnp.int32) if case.sparse
-                       else jnp.asarray(arrays.onehot, dtype))
+        self.target = put(arrays.labels, jnp.int32) if case.sparse else put(arrays.onehot, dtype)
 
 
 class TensorFlowInputs(Inputs):
@@ -121,15 +128,13 @@ class TensorFlowInputs(Inputs):
 # -- one forward + backward step per framework ----------------------------------------------
 
 def torch_step(objective, x, t):
+    """One forward + backward step; on CUDA it returns with the kernels queued, not finished
+    (:func:`device_clock` waits for them)."""
     import torch
-
-    cuda = x.device.type == "cuda"
 
     def step():
         value = objective(x, t)
         torch.autograd.grad(value, x)
-        if cuda:
-            torch.cuda.synchronize()
 
     return step
 
@@ -167,24 +172,49 @@ FRAMEWORKS = {
 
 # -- timing and memory -------------------------------------------------------------------------
 
-def time_step(step, warmup: int, repeats: int, min_time: float = 0.0,
-              max_repeats: int = 100) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU durations of timed steps after ``warmup`` untimed ones.
+def host_clock(step) -> float:
+    """Run ``step`` (which returns when its work is done) and return its wall-clock seconds."""
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def cuda_clock(step) -> float:
+    """Seconds between CUDA events recorded before and after ``step`` on the current stream.
+
+    The events time the GPU's own timeline, so host-side launch gaps count (a step bound by
+    launch overhead is slow) but the host's wait for the result does not.
+    """
+    import torch
+
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    step()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1e3
+
+
+def time_step(step, warmup: int, repeats: int, min_time: float = 0.0, max_repeats: int = 100,
+              device_clock=host_clock) -> tuple[list[float], list[float], list[float]]:
+    """Wall-clock, process CPU and device durations of timed steps after ``warmup`` untimed ones.
 
     At least ``repeats`` steps are timed, and more (up to ``max_repeats``) until they add up
     to ``min_time`` seconds, so that fast steps get a stable median. CPU time (all threads
     of this process) is the robust figure on a shared machine: time spent waiting for a core
-    that another process holds is not counted.
+    that another process holds is not counted. On a GPU only the device time means anything:
+    :func:`cuda_clock` for torch, the wall clock up to ``block_until_ready`` for JAX.
     """
     for _ in range(warmup):
-        step()
-    wall, cpu = [], []
+        device_clock(step)
+    wall, cpu, device = [], [], []
     while len(wall) < repeats or (sum(wall) < min_time and len(wall) < max_repeats):
         start_wall, start_cpu = time.perf_counter(), time.process_time()
-        step()
+        device.append(device_clock(step))
         wall.append(time.perf_counter() - start_wall)
         cpu.append(time.process_time() - start_cpu)
-    return wall, cpu
+    return wall, cpu, device
 
 
 def _status_kb(field: str) -> int:
@@ -252,6 +282,7 @@ class CudaPeak:
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         step()
+        torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - before) / MEGABYTE
 
 
@@ -263,14 +294,16 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
     case = get_case(case_name, quick=quick)
     contender = CONTENDERS[contender_name]
     record = {"case": case.name, "contender": contender.name, "framework": contender.framework,
-              "device": device if contender.framework == "torch" else "cpu", "results": []}
-    reason = missing_requirement(contender)
+              "device": device, "results": []}
+    pin_jax_platform(device)
+    reason = missing_requirement(contender) or device_problem(contender.framework, device)
     if reason is not None:
         record["skipped"] = reason
         return record
     _limit_threads(contender.framework, threads)
     make_inputs, make_step = FRAMEWORKS[contender.framework]
     inputs = make_inputs(case, make_arrays(case), device)
+    clock = cuda_clock if contender.framework == "torch" and device.startswith("cuda") else host_clock
     steps = {}
     for name in (n for n in loss_names if n in contender.losses):
         loss = None if name == FLOOR else get_loss(name)
@@ -279,9 +312,10 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
             x = inputs.prediction(loss)
             objective = contender.objective(loss, inputs)
             step = make_step(objective, x, inputs.target)
-            entry["wall_s"], entry["cpu_s"] = time_step(step, warmup, repeats, min_time)
-            entry["median_wall_s"] = statistics.median(entry["wall_s"])
-            entry["median_cpu_s"] = statistics.median(entry["cpu_s"])
+            entry["wall_s"], entry["cpu_s"], entry["device_s"] = time_step(
+                step, warmup, repeats, min_time, device_clock=clock)
+            for clock_name in ("wall", "cpu", "device"):
+                entry[f"median_{clock_name}_s"] = statistics.median(entry[f"{clock_name}_s"])
             if getattr(objective, "note", None):
                 entry["note"] = objective.note
             steps[name] = step
@@ -291,8 +325,8 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
             entry["error"] = f"{type(exc).__name__}: {lines[0]}" + (f" … {lines[-1]}" if len(lines) > 1 else "")
             entry["traceback"] = traceback.format_exc(limit=-3)
         record["results"].append(entry)
-    if memory and steps:
-        meter = _memory_meter(contender.framework, device)
+    meter = _memory_meter(contender.framework, device) if memory and steps else None
+    if meter is not None:
         record["memory_method"] = meter.method
         for entry in record["results"]:
             if entry["loss"] in steps:
@@ -302,11 +336,46 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
 
 
 def _memory_meter(framework: str, device: str):
-    if framework == "torch" and device.startswith("cuda"):
-        return CudaPeak()
+    if device.startswith("cuda"):
+        # JAX's device statistics keep a lifetime peak that cannot be reset: not measured.
+        return CudaPeak() if framework == "torch" else None
     if framework == "tensorflow":
         return TensorFlowPeak()
     return ResidentPeak()
+
+
+def cuda_index(device: str) -> int:
+    return int(device.partition(":")[2] or 0)
+
+
+def device_problem(framework: str, device: str) -> str | None:
+    """Why ``framework`` cannot run on ``device`` (``None`` when it can)."""
+    if device == "cpu":
+        return None
+    if framework == "tensorflow":
+        return "the TensorFlow contenders run on CPU only; --device cuda times torch and JAX"
+    if framework == "torch":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return None if cuda_index(device) < count else f"torch sees {count} CUDA device(s), not {device}"
+    import jax
+
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if cuda_index(device) < len(gpus):
+        return None
+    return f"JAX sees {len(gpus)} GPU(s), not {device} (devices: {', '.join(sorted({d.platform for d in jax.devices()}))})"
+
+
+def pin_jax_platform(device: str):
+    """A CPU run keeps JAX on the CPU; a GPU run stops it from taking most of the GPU's memory
+    up front (torch shares the card in ``--in-process`` runs). Only before JAX is imported."""
+    if "jax" in sys.modules:
+        return
+    if device == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    else:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def thread_environment(threads: int) -> dict:
@@ -347,6 +416,18 @@ def _limit_threads(framework: str, threads: int):
 def _framework_versions(framework):
     module = sys.modules.get(framework)
     return {framework: getattr(module, "__version__", "?")} if module else {}
+
+
+def gpu_name(device: str) -> str | None:
+    """The CUDA device's name as torch reports it (``None`` on CPU or without CUDA)."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(cuda_index(device)) if torch.cuda.is_available() else None
+    except Exception:  # a broken CUDA install must not lose the record
+        return None
 
 
 def main(argv=None):

@@ -39,7 +39,7 @@ def _available(name):
 
 def test_quick_run_writes_every_result_file(tmp_path, capsys):
     data = cli.main(["--quick", "--in-process", "--threads", "0", "--no-memory", "--warmup", "0",
-                     "--cases", "2d,3d16_sparse", "--contenders", TORCH_CONTENDERS,
+                     "--device", "cpu", "--cases", "2d,3d16_sparse", "--contenders", TORCH_CONTENDERS,
                      "--losses", "dice,unified_focal,binary_focal", "--out-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["machine"]["cores"] >= 1 and "torch" in saved["machine"]["versions"]
@@ -47,12 +47,14 @@ def test_quick_run_writes_every_result_file(tmp_path, capsys):
     markdown = (tmp_path / "results.md").read_text()
     assert "| 2d | dice |" in markdown and "| 3d16_sparse | unified_focal |" in markdown
 
+    assert saved["settings"]["device"] == "cpu" and saved["settings"]["clock"] == "cpu"
     ran = [r for r in data["records"] if "skipped" not in r]
     assert {r["contender"] for r in ran} >= {"lossfns_torch", "naive", "floor"}
     for record in ran:
         for entry in record["results"]:
             assert "error" not in entry, (record["contender"], entry)
             assert entry["median_wall_s"] > 0 and math.isfinite(entry["median_cpu_s"])
+            assert entry["median_device_s"] > 0  # on CPU the wall clock of a finished step
     # smp has no unified focal loss, so it must not have been asked for one.
     smp = [r for r in ran if r["contender"] == "smp"]
     assert all(e["loss"] != "unified_focal" for r in smp for e in r["results"])
@@ -84,23 +86,36 @@ def _record(case, contender, loss, seconds, peak=None, inputs=None):
 
 def test_targets_arithmetic():
     records = [
-        _record("3d", "lossfns_torch", "dice", 0.6),
+        _record("3d", "lossfns_torch", "dice", 0.6, peak=8.0),
         _record("3d", "monai", "dice", 1.0),
         _record("3d", "smp", "dice", 0.5),
         _record("3d", "lossfns_compile", "dice", 0.3),
-        _record("3d", "floor", "floor", 0.25),
-        _record("3d_bf16", "lossfns_torch", "dice", 0.5),
+        _record("3d", "lossfns_jax", "dice", 0.6),
+        _record("3d", "lossfns_torch", "binary_focal", 2.0, peak=30.0),
+        _record("3d", "monai", "binary_focal", 2.5),
+        _record("3d", "floor", "floor", 0.25, peak=10.0),
+        _record("3d_bf16", "lossfns_torch", "dice", 0.5, peak=12.0),
         _record("3d16_sparse", "lossfns_torch", "dice", 1.0, peak=30.0, inputs=10.0),
-        _record("3d16_onehot", "lossfns_torch", "dice", 1.0, peak=40.0, inputs=60.0),
+        _record("3d16_sparse", "floor", "floor", 0.5, peak=25.0),
+        _record("3d16_onehot", "lossfns_torch", "dice", 2.0, peak=40.0, inputs=60.0),
     ]
     data = {"settings": {"clock": "cpu"}, "records": records}
-    found = {(t["target"], t["case"]): t for t in report.targets(data)}
-    eager = found[("region eager ≤ 0.8× fastest peer", "3d")]
+    found = {(t["target"], t["case"], t["loss"]): t for t in report.targets(data)}
+    eager = found[("region eager ≤ 0.7× fastest peer", "3d", "dice")]
     assert eager["value"] == pytest.approx(0.6 / 0.5) and not eager["met"] and "smp" in eager["detail"]
-    assert found[("compiled ≤ 1.5× floor", "3d")]["value"] == pytest.approx(1.2)
-    memory = found[("sparse 16-class peak memory ≤ 0.5× one-hot", "3d16")]
-    assert memory["value"] == pytest.approx(40.0 / 100.0) and memory["met"]
-    assert found[("bf16 no slower than f32", "3d_bf16")]["value"] == pytest.approx(0.5 / 0.6)
+    assert found[("region eager ≤ 1.3× floor", "3d", "dice")]["value"] == pytest.approx(2.4)
+    assert found[("compiled ≤ 1.0× floor", "3d", "dice")]["value"] == pytest.approx(1.2)
+    assert found[("jax/tf ≤ 1.5× torch eager", "3d", "dice")]["met"]
+    monai = found[("CE family ≤ 0.6× MONAI", "3d", "binary_focal")]
+    assert monai["value"] == pytest.approx(0.8) and not monai["met"]
+    assert found[("CE family ≤ 4× floor", "3d", "binary_focal")]["value"] == pytest.approx(8.0)
+    assert found[("CE family peak ≤ 2× floor's", "3d", "binary_focal")]["value"] == pytest.approx(3.0)
+    sparse = found[("sparse 16-class ≤ 0.6× one-hot time", "3d16", "dice")]
+    assert sparse["value"] == pytest.approx(0.5) and sparse["met"]
+    memory = found[("sparse 16-class peak ≤ 1.1× floor's", "3d16_sparse", "dice")]
+    assert memory["value"] == pytest.approx(30.0 / 25.0) and not memory["met"]
+    assert found[("bf16 ≤ 0.8× f32 time", "3d_bf16", "dice")]["value"] == pytest.approx(0.5 / 0.6)
+    assert found[("bf16 peak ≤ f32 peak", "3d_bf16", "dice")]["value"] == pytest.approx(1.5)
 
 
 def test_profile_counts_passes(capsys):
@@ -113,3 +128,31 @@ def test_profile_counts_passes(capsys):
     passes = [float(cell) for cell in row.strip("|").split("|")[1:]]
     # At least a read of the prediction forward and a gradient write backward.
     assert all(p >= 2 for p in passes)
+
+
+def test_cuda_without_a_device_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--device", "cuda", "--quick", "--in-process", "--out-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m benchmarks: error: --device cuda:0: ") and "no CUDA device" in err
+    assert err.count("\n") == 1 and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_cuda_defaults_and_bad_device_names(tmp_path):
+    args = cli.parse_args(["--device", "cuda:1", "--quick"])
+    assert args.device == "cuda:1" and args.clock == "device" and args.out_dir == cli.CUDA_OUT
+    assert cli.parse_args([]).out_dir == cli.DEFAULT_OUT and cli.parse_args([]).clock == "cpu"
+    with pytest.raises(SystemExit) as stop:
+        cli.parse_args(["--device", "gpu"])
+    assert stop.value.code == 2
+
+
+def test_tensorflow_contenders_are_skipped_on_cuda():
+    from benchmarks.worker import device_problem
+
+    assert "CPU only" in device_problem("tensorflow", "cuda:0")
+    assert device_problem("torch", "cpu") is None
