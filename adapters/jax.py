@@ -24,6 +24,7 @@ import functools
 import jax
 
 from lossfns import registry
+from lossfns.deep_supervision import level_weights, supervised_levels
 from lossfns.inputs import prepare
 from lossfns.registry import LossSpec
 
@@ -93,4 +94,24 @@ def _generate(namespace: dict) -> list:
     return names
 
 
-__all__ = _generate(globals())
+def deep_supervision(loss, predictions, targets, *, weights=None, mask=None, **options):
+    """A loss of this module summed over the outputs of a deeply supervised network (SPEC §19).
+
+    ``predictions`` is a list or tuple, highest resolution first; output ``i`` is scored by
+    ``loss(predictions[i], targets_i, **options)`` with ``targets`` (and ``mask``) downsampled
+    to its size by keeping the centre element of each block (nnU-Net, MONAI), and the
+    per-sample losses are summed with ``weights``: ``None`` (nnU-Net's ``2^-i``, the lowest
+    resolution 0, normalised), ``"exp"`` (MONAI's), ``"same"`` or one number per output.
+    Shapes are static, so the whole sum traces under ``jax.jit``.
+    """
+    levels = supervised_levels(targets, predictions, class_axis=options.get("class_axis", -1),
+                                                 mask=mask)
+    total = None
+    for w, prediction, (target, level_mask) in zip(
+            level_weights(weights, len(levels)), predictions, levels):
+        term = loss(prediction, target, mask=level_mask, **options) * w
+        total = term if total is None else total + term
+    return total
+
+
+__all__ = ["deep_supervision", *_generate(globals())]

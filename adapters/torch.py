@@ -25,6 +25,11 @@ from __future__ import annotations
 import torch
 
 from lossfns import registry
+from lossfns.deep_supervision import (
+    check_level_weights,
+    level_weights,
+    supervised_levels,
+)
 from lossfns.registry import LossSpec
 
 from . import _common
@@ -143,4 +148,38 @@ def _generate(namespace: dict) -> list:
     return names
 
 
-__all__ = ["LossModule", *_generate(globals())]
+class DeepSupervisionLoss(torch.nn.Module):
+    """One loss module over the outputs of a deeply supervised network (SPEC §19).
+
+    ``forward(inputs, target, mask=None)`` takes a list or tuple of predictions, highest
+    resolution first; output ``i`` is scored by ``loss_module`` against ``target`` (and
+    ``mask``) downsampled to its size by keeping the centre element of each block, as
+    nnU-Net and MONAI do, and the results are summed with the weights: ``None`` (nnU-Net's
+    ``2^-i`` with the lowest resolution 0, normalised), ``"exp"`` (MONAI's
+    ``max(0.5^i, 1/16)``), ``"same"``, or one number per output.
+    """
+
+    def __init__(self, loss_module, weights=None):
+        super().__init__()
+        if not callable(loss_module):
+            raise TypeError(f"loss_module must be a loss module, got {loss_module!r}")
+        weights = check_level_weights(weights)  # the length is checked against the outputs
+        self.loss_module = loss_module
+        self.weights = weights
+
+    def forward(self, inputs, target, mask=None):
+        class_axis = getattr(self.loss_module, "class_axis", 1)
+        levels = supervised_levels(target, inputs, class_axis=class_axis, mask=mask)
+        weights = level_weights(self.weights, len(levels))
+        total = None
+        for w, prediction, (level_target, level_mask) in zip(weights, inputs, levels):
+            extra = {} if level_mask is None else {"mask": level_mask}
+            term = self.loss_module(prediction, level_target, **extra) * w
+            total = term if total is None else total + term
+        return total
+
+    def extra_repr(self) -> str:
+        return f"weights={self.weights!r}"
+
+
+__all__ = ["DeepSupervisionLoss", "LossModule", *_generate(globals())]

@@ -15,6 +15,15 @@ from . import validation as v
 LEVEL_WEIGHTINGS = ("exp", "same")
 
 
+def check_level_weights(weights):
+    """``weights`` checked before the number of outputs is known: ``None``, a name or a tuple."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        return v.check_choice("weights", weights, LEVEL_WEIGHTINGS)
+    return v.check_weights("weights", weights)
+
+
 def level_weights(weights, levels: int) -> tuple[float, ...]:
     """The weight of each of ``levels`` outputs, highest resolution first.
 
@@ -143,6 +152,7 @@ def deep_supervision(loss, y_true, y_preds, *, weights=None, mask=None, **loss_o
     """
     if not callable(loss):
         raise TypeError(f"loss must be a callable loss function, got {loss!r}")
+    weights = check_level_weights(weights)
     class_axis = loss_options.get("class_axis", _default_class_axis(loss))
     levels = supervised_levels(y_true, y_preds, class_axis=class_axis, mask=mask)
     total = None
@@ -161,4 +171,4 @@ def _default_class_axis(loss) -> int:
     return -1 if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
-__all__ = ["deep_supervision", "level_weights", "supervised_levels"]
+__all__ = ["check_level_weights", "deep_supervision", "level_weights", "supervised_levels"]

@@ -79,4 +79,4 @@ def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
                            background_index=background_index, with_tn=True)
 
 
-__all__ = ["mcc_loss", "matthews_correlation"]
+__all__ = ["matthews_correlation", "mcc_loss"]
