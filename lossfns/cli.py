@@ -223,9 +223,9 @@ def _gib(n: float) -> str:
     return f"{n / 2 ** 30:.3g} GiB"
 
 
-def _check_memory(settings: testing.Settings):
+def _check_memory(settings: testing.Settings, backends):
     """Refuse a shape that cannot fit before anything is allocated."""
-    needed, available = testing.memory_estimate(settings), _physical_memory()
+    needed, available = testing.memory_estimate(settings, backends), _physical_memory()
     if available is not None and needed > available:
         raise CLIError(f"--shape {','.join(map(str, settings.shape))} with {settings.classes} classes "
                        f"needs about {_gib(needed)}, more than this machine's {_gib(available)}")
@@ -268,7 +268,7 @@ def command_parity(args) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     settings = _parity_settings(args)
-    _check_memory(settings)
+    _check_memory(settings, backends)
     handle = _open_json(args.json)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     bar = ProgressBar(sys.stderr, show)
@@ -568,7 +568,7 @@ def _silence_stdout():
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def main(argv=None) -> int:
+def _run(argv) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help (0) or a one-line argument error (2)
@@ -579,12 +579,20 @@ def main(argv=None) -> int:
     except CLIError as exc:
         print_error(f"lossfns {args.command}", exc)
         status = EXIT_USAGE
+    except MemoryError:
+        print_error(f"lossfns {args.command}", "out of memory (try a smaller input)")
+        status = EXIT_USAGE
+    return status
+
+
+def main(argv=None) -> int:
+    try:
+        return _run(argv)
     except BrokenPipeError:
         _silence_stdout()
-        status = EXIT_BROKEN_PIPE
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
-        status = EXIT_INTERRUPTED
-    return status
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

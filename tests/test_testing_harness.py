@@ -272,3 +272,13 @@ def test_torch_evaluator_on_cpu_and_on_cuda():
         assert evaluator is not None and where.startswith("cuda:0 (")
     else:
         assert evaluator is None and reason == "torch sees no CUDA device"
+
+
+def test_memory_estimate_counts_the_workers_that_run():
+    settings = testing.Settings(shape=(2, 64, 64, 64))
+    host_only = testing.memory_estimate(settings, ["numpy", "array-api-strict"])
+    torch_only = testing.memory_estimate(settings, ["numpy", "torch", "torch-adapter", "keras-torch"])
+    everything = testing.memory_estimate(settings)
+    assert host_only < torch_only < everything
+    assert everything == 3 * torch_only - 2 * host_only  # one share per framework worker
+    assert host_only >= 44 * settings.elements  # measured in the calling process
