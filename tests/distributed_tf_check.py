@@ -44,6 +44,7 @@ SPLIT = 2
 STEP_LOSSES = {
     "DiceLoss": ({"batch": True}, True),
     "AsymmetricUnifiedFocalLoss": ({"batch": True, "from_logits": True}, False),
+    "GeneralizedDiceLoss": ({"batch": True}, True),
 }
 FIT_LOSS = "AsymmetricUnifiedFocalLoss"
 FIT_EPOCHS = 4

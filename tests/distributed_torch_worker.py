@@ -29,6 +29,7 @@ SHARDS = (slice(0, 2), slice(2, 5))
 LOSSES = {
     "DiceLoss": ({}, True),
     "AsymmetricUnifiedFocalLoss": ({"from_logits": True}, False),
+    "GeneralizedDiceLoss": ({}, True),
 }
 TIMEOUT = datetime.timedelta(seconds=60)
 
