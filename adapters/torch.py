@@ -22,6 +22,8 @@ which DDP's gradient averaging turns back into the exact parameter gradient.
 
 from __future__ import annotations
 
+import types
+
 import torch
 
 from lossfns import registry
@@ -120,6 +122,32 @@ class LossModule(torch.nn.Module):
         return ", ".join(shown)
 
 
+def _own_forward(class_name: str):
+    """A copy of :meth:`LossModule.forward` with a code object of its own.
+
+    Dynamo keys its compiled graphs, and its recompile limit (8), on the code object being
+    run: were ``forward`` shared, every generated class would count against one limit, and
+    ``torch.compile(fullgraph=True)`` would fail from the ninth loss class of a process.
+    With its own code object and name each class compiles like a hand-written module.
+    """
+    shared = LossModule.forward
+    qualname = f"{class_name}.forward"
+    # A new name as well as a new object: Dynamo's automatic-dynamic state is keyed on
+    # (file, first line, name), and shared, it would turn one class's float hyperparameters
+    # into symbolic values because another class had other values. Tracebacks read
+    # "in DiceLoss.forward".
+    code = shared.__code__.replace(co_name=qualname)
+    if hasattr(code, "co_qualname"):  # Python 3.11+
+        code = code.replace(co_qualname=qualname)
+    forward = types.FunctionType(code, shared.__globals__, shared.__name__, shared.__defaults__,
+                                 shared.__closure__)
+    forward.__kwdefaults__ = shared.__kwdefaults__
+    forward.__doc__ = shared.__doc__
+    forward.__qualname__ = f"{class_name}.forward"
+    forward.__module__ = shared.__module__
+    return forward
+
+
 def _make_class(spec: LossSpec, class_name: str, base: type) -> type:
     defaults = _common.parameter_defaults(spec, **TORCH_OPTION_DEFAULTS)
     signature = _common.keyword_signature(defaults, extra=_ADAPTER_ARGUMENTS)
@@ -132,6 +160,7 @@ def _make_class(spec: LossSpec, class_name: str, base: type) -> type:
     namespace = {
         "spec": spec, "__doc__": doc, "__module__": __name__, "__qualname__": class_name,
         "__init__": _common.generated_init(LossModule.__init__, signature),
+        "forward": _own_forward(class_name),
     }
     return type(class_name, (base,), namespace)
 
