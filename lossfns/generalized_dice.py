@@ -12,6 +12,9 @@ WEIGHTINGS = ("square", "simple", "uniform")
 
 
 def check_weighting(name: str, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {', '.join(map(repr, WEIGHTINGS))}, got {value!r} "
+                        f"of type {type(value).__name__}")
     return v.check_choice(name, value, WEIGHTINGS)
 
 

@@ -212,6 +212,8 @@ def test_unknown_weighting_is_named():
         lossfns.generalized_dice_loss(np.zeros((1, 2), dtype=int), np.full((1, 2, 2), 0.5), weighting="squared")
     with pytest.raises(ValueError, match="epsilon must be >= 0"):
         lossfns.generalized_dice_loss(np.zeros((1, 2), dtype=int), np.full((1, 2, 2), 0.5), epsilon=-1.0)
+    with pytest.raises(TypeError, match="weighting must be one of .* got 2 of type int"):
+        lossfns.generalized_dice_loss(np.zeros((1, 2), dtype=int), np.full((1, 2, 2), 0.5), weighting=2)
     torch_adapter = pytest.importorskip("lossfns.adapters.torch")
     with pytest.raises(ValueError, match="weighting must be one of"):
         torch_adapter.GeneralizedDiceLoss(weighting="log")
