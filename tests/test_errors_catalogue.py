@@ -64,7 +64,11 @@ def bad_values(spec, name):
     unit = name in ("delta", "weight") or (spec.name == "combo_loss" and name in ("alpha", "beta"))
     if unit or (spec.name == "binary_focal_loss" and name == "alpha"):
         return [-0.1, 1.1]
-    if name == "focal_alpha" or (spec.name == "categorical_focal_loss" and name == "alpha"):
+    if name == "label_smoothing":  # SPEC §15, §20
+        return [-0.1, 1.1]
+    if name in ("ce_weight", "dice_weight", "focal_weight"):  # SPEC §12, §20
+        return [-0.5]
+    if name == "focal_alpha" or (spec.name in ("categorical_focal_loss", "dice_focal_loss") and name == "alpha"):
         return [-0.5, [1.0, -1.0]]
     if name == "gamma" and spec.name in TVERSKY_PART_GAMMA:
         return [-0.5, 1.5]
