@@ -46,15 +46,7 @@ def run(settings: Settings, losses=None, backends=None, *, progress=None, timeou
         input_path = os.path.join(directory, "inputs.npz")
         save_inputs(input_path, settings, report.losses, arrays)
         try:
-            for framework, members in WORKER_BACKENDS.items():
-                wanted = [b for b in members if b in backends]
-                if wanted and importlib.util.find_spec(framework) is None:
-                    for b in wanted:
-                        report.availability[b] = f"not installed ({framework})"
-                        for _ in entries:
-                            advance(b)
-                elif wanted:
-                    workers.append(Worker(framework, wanted, input_path, directory, events))
+            _start_workers(workers, report, input_path, directory, events, advance)
             # The reference and the host backends run while the workers import.
             reference = _reference(entries, settings, arrays, report)
             host_cases = cases_of(entries, settings, arrays)
@@ -77,6 +69,20 @@ def run(settings: Settings, losses=None, backends=None, *, progress=None, timeou
         advance("")
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _start_workers(workers, report, input_path, directory, events, advance):
+    """Append a worker per installed framework that a selected backend needs (the caller
+    kills them, also those started before a failure); mark the others n/a."""
+    for framework, members in WORKER_BACKENDS.items():
+        wanted = [b for b in members if b in report.backends]
+        if wanted and importlib.util.find_spec(framework) is None:
+            for backend in wanted:
+                report.availability[backend] = f"not installed ({framework})"
+                for _ in report.losses:
+                    advance(backend)
+        elif wanted:
+            workers.append(Worker(framework, wanted, input_path, directory, events))
 
 
 def _wait(workers, events, advance, timeout) -> float:
