@@ -7,6 +7,7 @@ import jax
 from jax.typing import ArrayLike
 
 __all__ = [
+    'deep_supervision',
     'tversky_loss',
     'focal_tversky_loss',
     'f1_loss',
@@ -25,8 +26,24 @@ __all__ = [
     'asymmetric_focal_tversky_loss',
     'symmetric_unified_focal_loss',
     'asymmetric_unified_focal_loss',
+    'dice_ce_loss',
+    'dice_focal_loss',
+    'generalized_dice_loss',
+    'mcc_loss',
 ]
 
+
+def deep_supervision(loss: ArrayLike, predictions: ArrayLike, targets: ArrayLike, *, weights: Any = None, mask: ArrayLike | None = None, **options: Any) -> jax.Array:
+    """A loss of this module summed over the outputs of a deeply supervised network (SPEC §19).
+
+    ``predictions`` is a list or tuple, highest resolution first; output ``i`` is scored by
+    ``loss(predictions[i], targets_i, **options)`` with ``targets`` (and ``mask``) downsampled
+    to its size by keeping the centre element of each block (nnU-Net, MONAI), and the
+    per-sample losses are summed with ``weights``: ``None`` (nnU-Net's ``2^-i``, the lowest
+    resolution 0, normalised), ``"exp"`` (MONAI's), ``"same"`` or one number per output.
+    Shapes are static, so the whole sum traces under ``jax.jit``.
+    """
+    ...
 
 def tversky_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: float = 0.3, beta: float = 0.7, epsilon: float = 1e-05, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
     r"""Tversky loss (Salehi et al. 2017).
@@ -148,7 +165,7 @@ def iou_loss(predictions: ArrayLike, targets: ArrayLike, *, epsilon: float = 1e-
 
 jaccard_loss = iou_loss
 
-def binary_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+def binary_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, label_smoothing: float = 0.0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
     r"""Binary cross-entropy, averaged over channels and elements.
 
     .. math::
@@ -164,7 +181,7 @@ def binary_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, class_axi
     **options)`` (optax's argument order); returns the per-sample losses ``[batch]`` (``[]``
     with ``batch=True``), jit-compiled with every option static.
 
-    Hyperparameters (defaults): none.
+    Hyperparameters (defaults): ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -174,7 +191,7 @@ def binary_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, class_axi
     """
     ...
 
-def categorical_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+def categorical_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, label_smoothing: float = 0.0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
     r"""Categorical cross-entropy, averaged over elements.
 
     .. math::
@@ -191,7 +208,7 @@ def categorical_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, clas
     **options)`` (optax's argument order); returns the per-sample losses ``[batch]`` (``[]``
     with ``batch=True``), jit-compiled with every option static.
 
-    Hyperparameters (defaults): none.
+    Hyperparameters (defaults): ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -201,7 +218,7 @@ def categorical_crossentropy(predictions: ArrayLike, targets: ArrayLike, *, clas
     """
     ...
 
-def binary_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: float = 0.25, gamma: float = 2.0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+def binary_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: float = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
 
     .. math::
@@ -218,7 +235,7 @@ def binary_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: floa
     **options)`` (optax's argument order); returns the per-sample losses ``[batch]`` (``[]``
     with ``batch=True``), jit-compiled with every option static.
 
-    Hyperparameters (defaults): ``alpha=0.25``, ``gamma=2.0``.
+    Hyperparameters (defaults): ``alpha=0.25``, ``gamma=2.0``, ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -228,7 +245,7 @@ def binary_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: floa
     """
     ...
 
-def categorical_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+def categorical_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, label_smoothing: float = 0.0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
 
     .. math::
@@ -241,7 +258,7 @@ def categorical_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, alpha:
     **options)`` (optax's argument order); returns the per-sample losses ``[batch]`` (``[]``
     with ``batch=True``), jit-compiled with every option static.
 
-    Hyperparameters (defaults): ``alpha=None``, ``gamma=2.0``.
+    Hyperparameters (defaults): ``alpha=None``, ``gamma=2.0``, ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -363,7 +380,10 @@ def asymmetric_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, delta: 
     ...
 
 def symmetric_focal_tversky_loss(predictions: ArrayLike, targets: ArrayLike, *, delta: float = 0.7, gamma: float = 0.75, epsilon: float = 1e-07, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
-    """Symmetric focal Tversky loss: ``mean_c (1 - mTI_c)^{1-γ}``.
+    r"""Symmetric focal Tversky loss: the focal exponent on every class.
+
+    .. math::
+        L = \frac{1}{C}\sum_c (1 - mTI_c)^{1-\gamma}
 
     JAX adapter of :func:`lossfns.symmetric_focal_tversky_loss`, which documents the
     formula, the shapes and every option.
@@ -457,6 +477,139 @@ def asymmetric_unified_focal_loss(predictions: ArrayLike, targets: ArrayLike, *,
 
     Options (defaults): ``background_index=0``, ``soft_label=False``, ``class_axis=-1``,
     ``from_logits=False``, ``ignore_index=None``, ``batch=False``, ``validate=False``.
+
+    ``axis_name``: with ``batch=True``, the mapped axis to sum the statistics over with
+    ``jax.lax.psum`` (data-parallel batch losses).
+    """
+    ...
+
+def dice_ce_loss(predictions: ArrayLike, targets: ArrayLike, *, ce_weight: float = 1.0, dice_weight: float = 1.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+    r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
+
+    .. math::
+        L = w_{CE}\,\mathrm{CE} + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``CE`` is :func:`~lossfns.categorical_crossentropy` over every class, or
+    :func:`~lossfns.binary_crossentropy` when the activation is a sigmoid (``y_pred`` has
+    one channel, or ``from_logits="sigmoid"``): a softmax cross-entropy over one channel
+    would be identically 0. MONAI's ``DiceCELoss(smooth_nr=s, smooth_dr=s, softmax=True)``
+    on logits equals this with ``epsilon = s / 2``, averaged over the batch; nnU-Net's
+    ``DC_and_CE_loss`` equals it with ``include_background=False`` minus ``dice_weight``.
+
+    JAX adapter of :func:`lossfns.dice_ce_loss`, which documents the formula, the shapes and
+    every option.
+
+    Call as ``dice_ce_loss(predictions, targets, *, mask=None, axis_name=None, **options)``
+    (optax's argument order); returns the per-sample losses ``[batch]`` (``[]`` with
+    ``batch=True``), jit-compiled with every option static.
+
+    Hyperparameters (defaults): ``ce_weight=1.0``, ``dice_weight=1.0``, ``epsilon=1e-05``,
+    ``label_smoothing=0.0``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    ``axis_name``: with ``batch=True``, the mapped axis to sum the statistics over with
+    ``jax.lax.psum`` (data-parallel batch losses).
+    """
+    ...
+
+def dice_focal_loss(predictions: ArrayLike, targets: ArrayLike, *, focal_weight: float = 1.0, dice_weight: float = 1.0, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+    r"""Dice loss plus focal loss.
+
+    .. math::
+        L = w_{FL}\,\mathrm{FL}(\alpha, \gamma) + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``FL`` is :func:`~lossfns.categorical_focal_loss` over every class, or
+    :func:`~lossfns.binary_focal_loss` when the activation is a sigmoid (``y_pred`` has one
+    channel, or ``from_logits="sigmoid"``), where ``alpha=None`` weighs both terms 1.
+    MONAI's ``DiceFocalLoss`` differs: with ``softmax=True`` its focal part is still a
+    sigmoid focal loss of the softmax probabilities, and ``include_background=False`` drops
+    the background from its focal part too.
+
+    JAX adapter of :func:`lossfns.dice_focal_loss`, which documents the formula, the shapes
+    and every option.
+
+    Call as ``dice_focal_loss(predictions, targets, *, mask=None, axis_name=None,
+    **options)`` (optax's argument order); returns the per-sample losses ``[batch]`` (``[]``
+    with ``batch=True``), jit-compiled with every option static.
+
+    Hyperparameters (defaults): ``focal_weight=1.0``, ``dice_weight=1.0``, ``alpha=None``,
+    ``gamma=2.0``, ``epsilon=1e-05``, ``label_smoothing=0.0``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    ``axis_name``: with ``batch=True``, the mapped axis to sum the statistics over with
+    ``jax.lax.psum`` (data-parallel batch losses).
+    """
+    ...
+
+def generalized_dice_loss(predictions: ArrayLike, targets: ArrayLike, *, weighting: Literal["square", "simple", "uniform"] = 'square', epsilon: float = 1e-05, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+    r"""Generalized Dice loss (Sudre et al. 2017), classes summed inside one ratio.
+
+    .. math::
+        L = 1 - \frac{2 \sum_c w_c\,TP_c + \epsilon}{\sum_c w_c\,(2\,TP_c + FP_c + FN_c) + \epsilon}
+        \qquad w_c = 1/A_c^2,\ 1/A_c \text{ or } 1, \quad A_c = TP_c + FN_c = \sum m\,y_c
+
+    A class absent from the labels takes the largest weight of the present classes (of the
+    sample, of the batch with ``batch=True``), as in MONAI; with no class present the loss is
+    0, also at ``epsilon = 0`` (where MONAI gives NaN). The weights are constants of the
+    labels: no gradient flows through them. With ``batch=True`` they come from the batch
+    sums after ``all_reduce``, so a data-parallel batch loss is exact. MONAI's
+    ``GeneralizedDiceLoss(w_type=W, smooth_nr=ε, smooth_dr=ε)`` equals this with the same ε.
+
+    JAX adapter of :func:`lossfns.generalized_dice_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``generalized_dice_loss(predictions, targets, *, mask=None, axis_name=None,
+    **options)`` (optax's argument order); returns the per-sample losses ``[batch]`` (``[]``
+    with ``batch=True``), jit-compiled with every option static.
+
+    Hyperparameters (defaults): ``weighting='square'``, ``epsilon=1e-05``.
+
+    Options (defaults): ``include_background=True``, ``background_index=0``,
+    ``soft_label=False``, ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
+
+    ``axis_name``: with ``batch=True``, the mapped axis to sum the statistics over with
+    ``jax.lax.psum`` (data-parallel batch losses).
+    """
+    ...
+
+def mcc_loss(predictions: ArrayLike, targets: ArrayLike, *, epsilon: float = 1e-05, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, mask: ArrayLike | None = None, axis_name: Hashable | None = None) -> jax.Array:
+    r"""Matthews correlation coefficient loss.
+
+    .. math::
+        L = 1 - \frac{TP\,TN - FP\,FN}
+                     {\sqrt{(TP+FP)(TP+FN)(TN+FP)(TN+FN)} + \epsilon}
+
+    per class, combined by ``average`` as in :func:`focal_tversky_loss` (``"micro"`` sums
+    TP, FP, FN and TN over classes first). The square root's derivative stays finite where
+    its argument is 0. With ``epsilon = 0`` and a zero denominator the coefficient is 1 when
+    FP = FN = 0, else 0. segmentation-models-pytorch's ``MCCLoss`` equals
+    ``mcc_loss(..., batch=True)`` on one channel at ``epsilon = 0`` (it adds its eps to each
+    of TP, TN, FP and FN, so the two differ slightly for ε > 0).
+
+    JAX adapter of :func:`lossfns.mcc_loss`, which documents the formula, the shapes and
+    every option.
+
+    Call as ``mcc_loss(predictions, targets, *, mask=None, axis_name=None, **options)``
+    (optax's argument order); returns the per-sample losses ``[batch]`` (``[]`` with
+    ``batch=True``), jit-compiled with every option static.
+
+    Hyperparameters (defaults): ``epsilon=1e-05``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
 
     ``axis_name``: with ``batch=True``, the mapped axis to sum the statistics over with
     ``jax.lax.psum`` (data-parallel batch losses).

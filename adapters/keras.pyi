@@ -28,6 +28,10 @@ __all__ = [
     'AsymmetricFocalTverskyLoss',
     'SymmetricUnifiedFocalLoss',
     'AsymmetricUnifiedFocalLoss',
+    'DiceCELoss',
+    'DiceFocalLoss',
+    'GeneralizedDiceLoss',
+    'MCCLoss',
 ]
 
 
@@ -252,7 +256,7 @@ class BinaryCrossentropy(RegistryLoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): none.
+    Hyperparameters (defaults): ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -260,7 +264,7 @@ class BinaryCrossentropy(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='binary_crossentropy'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'binary_crossentropy', dtype: Any = None) -> None: ...
+    def __init__(self, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'binary_crossentropy', dtype: Any = None) -> None: ...
 
 class CategoricalCrossentropy(RegistryLoss):
     r"""Categorical cross-entropy, averaged over elements.
@@ -278,7 +282,7 @@ class CategoricalCrossentropy(RegistryLoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): none.
+    Hyperparameters (defaults): ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -286,7 +290,7 @@ class CategoricalCrossentropy(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``,
     ``name='categorical_crossentropy'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'categorical_crossentropy', dtype: Any = None) -> None: ...
+    def __init__(self, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'categorical_crossentropy', dtype: Any = None) -> None: ...
 
 class BinaryFocalLoss(RegistryLoss):
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
@@ -304,7 +308,7 @@ class BinaryFocalLoss(RegistryLoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): ``alpha=0.25``, ``gamma=2.0``.
+    Hyperparameters (defaults): ``alpha=0.25``, ``gamma=2.0``, ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -312,7 +316,7 @@ class BinaryFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='binary_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'binary_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'binary_focal_loss', dtype: Any = None) -> None: ...
 
 class CategoricalFocalLoss(RegistryLoss):
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
@@ -326,7 +330,7 @@ class CategoricalFocalLoss(RegistryLoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): ``alpha=None``, ``gamma=2.0``.
+    Hyperparameters (defaults): ``alpha=None``, ``gamma=2.0``, ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -334,7 +338,7 @@ class CategoricalFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='categorical_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'categorical_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(self, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'categorical_focal_loss', dtype: Any = None) -> None: ...
 
 class ComboLoss(RegistryLoss):
     r"""Combo loss (Taghanaki et al. 2019): weighted cross-entropy minus the Dice coefficient.
@@ -444,7 +448,10 @@ class AsymmetricFocalLoss(RegistryLoss):
     def __init__(self, delta: float = 0.7, gamma: float = 2.0, *, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'asymmetric_focal_loss', dtype: Any = None) -> None: ...
 
 class SymmetricFocalTverskyLoss(RegistryLoss):
-    """Symmetric focal Tversky loss: ``mean_c (1 - mTI_c)^{1-γ}``.
+    r"""Symmetric focal Tversky loss: the focal exponent on every class.
+
+    .. math::
+        L = \frac{1}{C}\sum_c (1 - mTI_c)^{1-\gamma}
 
     Keras adapter of :func:`lossfns.symmetric_focal_tversky_loss`, which documents the
     formula, the shapes and every option.
@@ -539,3 +546,132 @@ class AsymmetricUnifiedFocalLoss(RegistryLoss):
     ``name='asymmetric_unified_focal_loss'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
     def __init__(self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, epsilon: float = 1e-07, *, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'asymmetric_unified_focal_loss', dtype: Any = None) -> None: ...
+
+class DiceCELoss(RegistryLoss):
+    r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
+
+    .. math::
+        L = w_{CE}\,\mathrm{CE} + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``CE`` is :func:`~lossfns.categorical_crossentropy` over every class, or
+    :func:`~lossfns.binary_crossentropy` when the activation is a sigmoid (``y_pred`` has
+    one channel, or ``from_logits="sigmoid"``): a softmax cross-entropy over one channel
+    would be identically 0. MONAI's ``DiceCELoss(smooth_nr=s, smooth_dr=s, softmax=True)``
+    on logits equals this with ``epsilon = s / 2``, averaged over the batch; nnU-Net's
+    ``DC_and_CE_loss`` equals it with ``include_background=False`` minus ``dice_weight``.
+
+    Keras adapter of :func:`lossfns.dice_ce_loss`, which documents the formula, the shapes
+    and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``ce_weight=1.0``, ``dice_weight=1.0``, ``epsilon=1e-05``,
+    ``label_smoothing=0.0``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_ce_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_ce_loss', dtype: Any = None) -> None: ...
+
+class DiceFocalLoss(RegistryLoss):
+    r"""Dice loss plus focal loss.
+
+    .. math::
+        L = w_{FL}\,\mathrm{FL}(\alpha, \gamma) + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``FL`` is :func:`~lossfns.categorical_focal_loss` over every class, or
+    :func:`~lossfns.binary_focal_loss` when the activation is a sigmoid (``y_pred`` has one
+    channel, or ``from_logits="sigmoid"``), where ``alpha=None`` weighs both terms 1.
+    MONAI's ``DiceFocalLoss`` differs: with ``softmax=True`` its focal part is still a
+    sigmoid focal loss of the softmax probabilities, and ``include_background=False`` drops
+    the background from its focal part too.
+
+    Keras adapter of :func:`lossfns.dice_focal_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``focal_weight=1.0``, ``dice_weight=1.0``, ``alpha=None``,
+    ``gamma=2.0``, ``epsilon=1e-05``, ``label_smoothing=0.0``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_focal_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, focal_weight: float = 1.0, dice_weight: float = 1.0, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_focal_loss', dtype: Any = None) -> None: ...
+
+class GeneralizedDiceLoss(RegistryLoss):
+    r"""Generalized Dice loss (Sudre et al. 2017), classes summed inside one ratio.
+
+    .. math::
+        L = 1 - \frac{2 \sum_c w_c\,TP_c + \epsilon}{\sum_c w_c\,(2\,TP_c + FP_c + FN_c) + \epsilon}
+        \qquad w_c = 1/A_c^2,\ 1/A_c \text{ or } 1, \quad A_c = TP_c + FN_c = \sum m\,y_c
+
+    A class absent from the labels takes the largest weight of the present classes (of the
+    sample, of the batch with ``batch=True``), as in MONAI; with no class present the loss is
+    0, also at ``epsilon = 0`` (where MONAI gives NaN). The weights are constants of the
+    labels: no gradient flows through them. With ``batch=True`` they come from the batch
+    sums after ``all_reduce``, so a data-parallel batch loss is exact. MONAI's
+    ``GeneralizedDiceLoss(w_type=W, smooth_nr=ε, smooth_dr=ε)`` equals this with the same ε.
+
+    Keras adapter of :func:`lossfns.generalized_dice_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``weighting='square'``, ``epsilon=1e-05``.
+
+    Options (defaults): ``include_background=True``, ``background_index=0``,
+    ``soft_label=False``, ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='generalized_dice_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, weighting: Literal["square", "simple", "uniform"] = 'square', epsilon: float = 1e-05, *, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'generalized_dice_loss', dtype: Any = None) -> None: ...
+
+class MCCLoss(RegistryLoss):
+    r"""Matthews correlation coefficient loss.
+
+    .. math::
+        L = 1 - \frac{TP\,TN - FP\,FN}
+                     {\sqrt{(TP+FP)(TP+FN)(TN+FP)(TN+FN)} + \epsilon}
+
+    per class, combined by ``average`` as in :func:`focal_tversky_loss` (``"micro"`` sums
+    TP, FP, FN and TN over classes first). The square root's derivative stays finite where
+    its argument is 0. With ``epsilon = 0`` and a zero denominator the coefficient is 1 when
+    FP = FN = 0, else 0. segmentation-models-pytorch's ``MCCLoss`` equals
+    ``mcc_loss(..., batch=True)`` on one channel at ``epsilon = 0`` (it adds its eps to each
+    of TP, TN, FP and FN, so the two differ slightly for ε > 0).
+
+    Keras adapter of :func:`lossfns.mcc_loss`, which documents the formula, the shapes and
+    every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``epsilon=1e-05``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='mcc_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'mcc_loss', dtype: Any = None) -> None: ...

@@ -8,6 +8,7 @@ import torch
 from lossfns.registry import LossSpec
 
 __all__ = [
+    'DeepSupervisionLoss',
     'LossModule',
     'TverskyLoss',
     'FocalTverskyLoss',
@@ -27,8 +28,26 @@ __all__ = [
     'AsymmetricFocalTverskyLoss',
     'SymmetricUnifiedFocalLoss',
     'AsymmetricUnifiedFocalLoss',
+    'DiceCELoss',
+    'DiceFocalLoss',
+    'GeneralizedDiceLoss',
+    'MCCLoss',
 ]
 
+
+class DeepSupervisionLoss(torch.nn.Module):
+    """One loss module over the outputs of a deeply supervised network (SPEC §19).
+
+    ``forward(inputs, target, mask=None)`` takes a list or tuple of predictions, highest
+    resolution first; output ``i`` is scored by ``loss_module`` against ``target`` (and
+    ``mask``) downsampled to its size by keeping the centre element of each block, as
+    nnU-Net and MONAI do, and the results are summed with the weights: ``None`` (nnU-Net's
+    ``2^-i`` with the lowest resolution 0, normalised), ``"exp"`` (MONAI's
+    ``max(0.5^i, 1/16)``), ``"same"``, or one number per output.
+    """
+    def __init__(self, loss_module: Any, weights: Any = None) -> None: ...
+    def forward(self, inputs: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor: ...
+    def extra_repr(self) -> Any: ...
 
 class LossModule(torch.nn.Module):
     """Base of the generated loss modules; ``spec`` names the core function.
@@ -220,7 +239,7 @@ class BinaryCrossentropy(LossModule):
 
     Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
 
-    Hyperparameters (defaults): none.
+    Hyperparameters (defaults): ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -228,7 +247,7 @@ class BinaryCrossentropy(LossModule):
     Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
     :class:`LossModule`).
     """
-    def __init__(self, *, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+    def __init__(self, *, label_smoothing: float = 0.0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
 
 class CategoricalCrossentropy(LossModule):
     r"""Categorical cross-entropy, averaged over elements.
@@ -245,7 +264,7 @@ class CategoricalCrossentropy(LossModule):
 
     Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
 
-    Hyperparameters (defaults): none.
+    Hyperparameters (defaults): ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -253,7 +272,7 @@ class CategoricalCrossentropy(LossModule):
     Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
     :class:`LossModule`).
     """
-    def __init__(self, *, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+    def __init__(self, *, label_smoothing: float = 0.0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
 
 class BinaryFocalLoss(LossModule):
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
@@ -270,7 +289,7 @@ class BinaryFocalLoss(LossModule):
 
     Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
 
-    Hyperparameters (defaults): ``alpha=0.25``, ``gamma=2.0``.
+    Hyperparameters (defaults): ``alpha=0.25``, ``gamma=2.0``, ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -278,7 +297,7 @@ class BinaryFocalLoss(LossModule):
     Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
     :class:`LossModule`).
     """
-    def __init__(self, *, alpha: float = 0.25, gamma: float = 2.0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+    def __init__(self, *, alpha: float = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
 
 class CategoricalFocalLoss(LossModule):
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
@@ -291,7 +310,7 @@ class CategoricalFocalLoss(LossModule):
 
     Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
 
-    Hyperparameters (defaults): ``alpha=None``, ``gamma=2.0``.
+    Hyperparameters (defaults): ``alpha=None``, ``gamma=2.0``, ``label_smoothing=0.0``.
 
     Options (defaults): ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``,
     ``batch=False``, ``validate=False``.
@@ -299,7 +318,7 @@ class CategoricalFocalLoss(LossModule):
     Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
     :class:`LossModule`).
     """
-    def __init__(self, *, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+    def __init__(self, *, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, label_smoothing: float = 0.0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
 
 class ComboLoss(LossModule):
     r"""Combo loss (Taghanaki et al. 2019): weighted cross-entropy minus the Dice coefficient.
@@ -405,7 +424,10 @@ class AsymmetricFocalLoss(LossModule):
     def __init__(self, *, delta: float = 0.7, gamma: float = 2.0, background_index: int = 0, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
 
 class SymmetricFocalTverskyLoss(LossModule):
-    """Symmetric focal Tversky loss: ``mean_c (1 - mTI_c)^{1-γ}``.
+    r"""Symmetric focal Tversky loss: the focal exponent on every class.
+
+    .. math::
+        L = \frac{1}{C}\sum_c (1 - mTI_c)^{1-\gamma}
 
     PyTorch adapter of :func:`lossfns.symmetric_focal_tversky_loss`, which documents the
     formula, the shapes and every option.
@@ -496,3 +518,128 @@ class AsymmetricUnifiedFocalLoss(LossModule):
     :class:`LossModule`).
     """
     def __init__(self, *, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, epsilon: float = 1e-07, background_index: int = 0, soft_label: bool = False, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+
+class DiceCELoss(LossModule):
+    r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
+
+    .. math::
+        L = w_{CE}\,\mathrm{CE} + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``CE`` is :func:`~lossfns.categorical_crossentropy` over every class, or
+    :func:`~lossfns.binary_crossentropy` when the activation is a sigmoid (``y_pred`` has
+    one channel, or ``from_logits="sigmoid"``): a softmax cross-entropy over one channel
+    would be identically 0. MONAI's ``DiceCELoss(smooth_nr=s, smooth_dr=s, softmax=True)``
+    on logits equals this with ``epsilon = s / 2``, averaged over the batch; nnU-Net's
+    ``DC_and_CE_loss`` equals it with ``include_background=False`` minus ``dice_weight``.
+
+    PyTorch adapter of :func:`lossfns.dice_ce_loss`, which documents the formula, the shapes
+    and every option.
+
+    Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
+
+    Hyperparameters (defaults): ``ce_weight=1.0``, ``dice_weight=1.0``, ``epsilon=1e-05``,
+    ``label_smoothing=0.0``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
+    :class:`LossModule`).
+    """
+    def __init__(self, *, ce_weight: float = 1.0, dice_weight: float = 1.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+
+class DiceFocalLoss(LossModule):
+    r"""Dice loss plus focal loss.
+
+    .. math::
+        L = w_{FL}\,\mathrm{FL}(\alpha, \gamma) + w_{Dice}\,(1 - \mathrm{DSC})
+
+    ``1 - DSC`` is :func:`~lossfns.f1_loss` with the same ``epsilon`` and region options.
+    ``FL`` is :func:`~lossfns.categorical_focal_loss` over every class, or
+    :func:`~lossfns.binary_focal_loss` when the activation is a sigmoid (``y_pred`` has one
+    channel, or ``from_logits="sigmoid"``), where ``alpha=None`` weighs both terms 1.
+    MONAI's ``DiceFocalLoss`` differs: with ``softmax=True`` its focal part is still a
+    sigmoid focal loss of the softmax probabilities, and ``include_background=False`` drops
+    the background from its focal part too.
+
+    PyTorch adapter of :func:`lossfns.dice_focal_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
+
+    Hyperparameters (defaults): ``focal_weight=1.0``, ``dice_weight=1.0``, ``alpha=None``,
+    ``gamma=2.0``, ``epsilon=1e-05``, ``label_smoothing=0.0``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
+    :class:`LossModule`).
+    """
+    def __init__(self, *, focal_weight: float = 1.0, dice_weight: float = 1.0, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+
+class GeneralizedDiceLoss(LossModule):
+    r"""Generalized Dice loss (Sudre et al. 2017), classes summed inside one ratio.
+
+    .. math::
+        L = 1 - \frac{2 \sum_c w_c\,TP_c + \epsilon}{\sum_c w_c\,(2\,TP_c + FP_c + FN_c) + \epsilon}
+        \qquad w_c = 1/A_c^2,\ 1/A_c \text{ or } 1, \quad A_c = TP_c + FN_c = \sum m\,y_c
+
+    A class absent from the labels takes the largest weight of the present classes (of the
+    sample, of the batch with ``batch=True``), as in MONAI; with no class present the loss is
+    0, also at ``epsilon = 0`` (where MONAI gives NaN). The weights are constants of the
+    labels: no gradient flows through them. With ``batch=True`` they come from the batch
+    sums after ``all_reduce``, so a data-parallel batch loss is exact. MONAI's
+    ``GeneralizedDiceLoss(w_type=W, smooth_nr=ε, smooth_dr=ε)`` equals this with the same ε.
+
+    PyTorch adapter of :func:`lossfns.generalized_dice_loss`, which documents the formula,
+    the shapes and every option.
+
+    Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
+
+    Hyperparameters (defaults): ``weighting='square'``, ``epsilon=1e-05``.
+
+    Options (defaults): ``include_background=True``, ``background_index=0``,
+    ``soft_label=False``, ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
+
+    Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
+    :class:`LossModule`).
+    """
+    def __init__(self, *, weighting: Literal["square", "simple", "uniform"] = 'square', epsilon: float = 1e-05, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
+
+class MCCLoss(LossModule):
+    r"""Matthews correlation coefficient loss.
+
+    .. math::
+        L = 1 - \frac{TP\,TN - FP\,FN}
+                     {\sqrt{(TP+FP)(TP+FN)(TN+FP)(TN+FN)} + \epsilon}
+
+    per class, combined by ``average`` as in :func:`focal_tversky_loss` (``"micro"`` sums
+    TP, FP, FN and TN over classes first). The square root's derivative stays finite where
+    its argument is 0. With ``epsilon = 0`` and a zero denominator the coefficient is 1 when
+    FP = FN = 0, else 0. segmentation-models-pytorch's ``MCCLoss`` equals
+    ``mcc_loss(..., batch=True)`` on one channel at ``epsilon = 0`` (it adds its eps to each
+    of TP, TN, FP and FN, so the two differ slightly for ε > 0).
+
+    PyTorch adapter of :func:`lossfns.mcc_loss`, which documents the formula, the shapes and
+    every option.
+
+    Call as ``module(input, target, mask=None)``; ``input`` is ``[N, C, *spatial]``.
+
+    Hyperparameters (defaults): ``epsilon=1e-05``.
+
+    Options (defaults): ``average='macro'``, ``class_weights=None``,
+    ``include_background=True``, ``background_index=0``, ``soft_label=False``,
+    ``class_axis=1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Adapter arguments: ``reduction='mean'|'sum'|'none'``, ``process_group=None`` (see
+    :class:`LossModule`).
+    """
+    def __init__(self, *, epsilon: float = 1e-05, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = 1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: Literal["mean", "sum", "none"] = 'mean', process_group: Any = None) -> None: ...
