@@ -45,7 +45,8 @@ DEVICES, PER_DEVICE, HEIGHT, WIDTH, FEATURES, CLASSES = 4, 2, 3, 4, 5, 3
 BATCH = DEVICES * PER_DEVICE
 AXIS = "data"
 #: function name -> options (besides ``batch=True``); the model's logits go through them.
-LOSSES = {"dice_loss": {}, "asymmetric_unified_focal_loss": {}, "generalized_dice_loss": {}}
+LOSSES = {"dice_loss": {}, "asymmetric_unified_focal_loss": {}, "generalized_dice_loss": {},
+          "dice_ce_loss": {"label_smoothing": 0.1}}
 
 
 def make_data(seed: int = 0) -> dict:

@@ -45,6 +45,7 @@ STEP_LOSSES = {
     "DiceLoss": ({"batch": True}, True),
     "AsymmetricUnifiedFocalLoss": ({"batch": True, "from_logits": True}, False),
     "GeneralizedDiceLoss": ({"batch": True}, True),
+    "DiceCELoss": ({"batch": True, "from_logits": True, "label_smoothing": 0.1}, False),
 }
 FIT_LOSS = "AsymmetricUnifiedFocalLoss"
 FIT_EPOCHS = 4

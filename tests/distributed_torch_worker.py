@@ -30,6 +30,7 @@ LOSSES = {
     "DiceLoss": ({}, True),
     "AsymmetricUnifiedFocalLoss": ({"from_logits": True}, False),
     "GeneralizedDiceLoss": ({}, True),
+    "DiceCELoss": ({"from_logits": True, "label_smoothing": 0.1}, False),
 }
 TIMEOUT = datetime.timedelta(seconds=60)
 

@@ -60,7 +60,7 @@ def assert_close(actual, expected, rtol=RTOL, atol=ATOL):
 # --- torch.distributed: DDP over gloo ---------------------------------------------------
 
 TORCH_WORLD_SIZE = 2
-TORCH_LOSSES = ("DiceLoss", "AsymmetricUnifiedFocalLoss", "GeneralizedDiceLoss")
+TORCH_LOSSES = ("DiceLoss", "AsymmetricUnifiedFocalLoss", "GeneralizedDiceLoss", "DiceCELoss")
 
 
 def _free_loopback_port() -> int:
@@ -135,7 +135,7 @@ def test_torch_local_output_gradient_is_world_size_times_its_slice(torch_ranks, 
 
 # --- JAX: shard_map, pmap and sharded jit over four host devices ------------------------
 
-JAX_LOSSES = ("dice_loss", "asymmetric_unified_focal_loss", "generalized_dice_loss")
+JAX_LOSSES = ("dice_loss", "asymmetric_unified_focal_loss", "generalized_dice_loss", "dice_ce_loss")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +190,7 @@ def test_jax_jit_of_sharded_global_arrays_gives_the_whole_batch_loss(jax_report,
 
 # --- TensorFlow: MirroredStrategy over two logical CPUs ---------------------------------
 
-TF_LOSSES = ("DiceLoss", "AsymmetricUnifiedFocalLoss", "GeneralizedDiceLoss")
+TF_LOSSES = ("DiceLoss", "AsymmetricUnifiedFocalLoss", "GeneralizedDiceLoss", "DiceCELoss")
 
 
 @pytest.fixture(scope="module")
