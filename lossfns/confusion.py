@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from . import _fused
 from . import numerics as nx
 from . import validation as v
 from .inputs import PreparedInputs, prepare
@@ -40,6 +41,14 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
     Sparse labels are never expanded to a float one-hot: the boolean ``labels == c``
     selects the probabilities inside the sum.
     """
+    fused = _fused.confusion_sums(
+        inputs.xp, inputs.probs, target=inputs.target,
+        labels=inputs.labels if inputs.target is None else None, weights=inputs.weights,
+        reduce_axes=inputs.reduce_axes, class_axis=inputs.class_axis, soft_label=inputs.soft_label)
+    if fused is not None:  # torch eager: closed-form gradient, no temporaries kept for backward
+        if inputs.all_reduce is not None:
+            fused = tuple(inputs.all_reduce(t) for t in fused)
+        return ConfusionSums(*fused)
     xp, axes, m = inputs.xp, inputs.reduce_axes, inputs.weights
     p = inputs.probs
     mp = p if m is None else p * m
