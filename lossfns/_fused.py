@@ -122,9 +122,16 @@ def _weighted_sum(x, m, axes):
 
 def _label_sums(p, labels, in_range, m, axes, class_axis):
     """``TP`` and ``A`` for integer labels: a gather of the labelled class, then a
-    scatter-add into ``[rows, C]`` (accumulated in float64: one addition per element)."""
+    scatter-add into ``[rows, C]`` (accumulated in float64: one addition per element).
+
+    On a GPU a scatter into ``B·C`` bins serialises on atomics (measured 1.5× slower on an
+    H200 than the comparison); there the labels are compared with every class inside the
+    sum instead, still keeping nothing for backward.
+    """
     import torch
 
+    if p.device.type != "cpu":
+        return _label_sums_by_comparison(p, labels, in_range, m, axes, class_axis)
     classes = p.shape[class_axis]
     rows = 1 if 0 in axes else labels.shape[0]  # the batch axis is the only other kept axis
     index = labels.reshape(rows, -1)
@@ -140,6 +147,23 @@ def _label_sums(p, labels, in_range, m, axes, class_axis):
         return zero.scatter_add_(1, index, values).to(p.dtype).reshape(out_shape)
 
     return per_class(hit), per_class(weight)
+
+
+def _label_sums_by_comparison(p, labels, in_range, m, axes, class_axis):
+    """``TP = Σ m·p·[label = c]`` and ``A = Σ m·[label = c]`` by a boolean per class."""
+    import torch
+
+    shape = [1] * p.ndim
+    shape[class_axis] = p.shape[class_axis]
+    classes = torch.arange(p.shape[class_axis], device=p.device, dtype=labels.dtype).reshape(shape)
+    hit = (labels == classes) & in_range
+    zero = torch.zeros((), dtype=p.dtype, device=p.device)
+    tp = torch.where(hit, p if m is None else p * m, zero).sum(dim=axes)
+    if m is None:
+        actual = hit.sum(dim=axes, dtype=p.dtype)
+    else:
+        actual = torch.where(hit, m, zero).sum(dim=axes)
+    return tp, actual
 
 
 def _broadcast_gradient(ctx, grad_tp, grad_predicted, y, labels, in_range, m):
