@@ -67,7 +67,13 @@ def hyperparameter_values(spec, name: str, num_channels: int):
         return st.sampled_from([0.0, 1e-7, 1e-5, 1e-2]) | st.floats(1e-12, 0.1)
     if name in ("delta", "weight") or (spec.name == "combo_loss" and name in ("alpha", "beta")):
         return unit
+    if name == "label_smoothing":  # SPEC §15
+        return unit
+    if name in ("ce_weight", "dice_weight", "focal_weight"):  # SPEC §12: >= 0
+        return st.floats(0.0, 3.0)
     if spec.name == "binary_focal_loss" and name == "alpha":
+        return st.none() | unit
+    if spec.name == "dice_focal_loss" and name == "alpha":  # valid with a sigmoid too (binary α)
         return st.none() | unit
     if name == "focal_alpha" or (spec.name == "categorical_focal_loss" and name == "alpha"):
         # None, one weight for every class, or one per class
