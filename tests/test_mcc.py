@@ -63,6 +63,8 @@ def test_zero_denominator_at_zero_epsilon():
     mcc = [[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]]
     np.testing.assert_allclose(got, 1 - np.mean(mcc, axis=1), atol=1e-15)
     np.testing.assert_allclose(got, mcc_reference(labels, probs, epsilon=0.0), atol=1e-15)
+    # With ε > 0 the SPEC formula gives a perfectly predicted absent class MCC 0 (0 / ε): loss 1/3.
+    np.testing.assert_allclose(lossfns.mcc_loss(labels[:1], probs[:1]), [1 / 3], rtol=1e-5)
 
 
 def test_micro_sums_true_negatives_over_classes():
