@@ -654,7 +654,9 @@ class MCCLoss(RegistryLoss):
     per class, combined by ``average`` as in :func:`focal_tversky_loss` (``"micro"`` sums
     TP, FP, FN and TN over classes first). The square root's derivative stays finite where
     its argument is 0. With ``epsilon = 0`` and a zero denominator the coefficient is 1 when
-    FP = FN = 0, else 0. segmentation-models-pytorch's ``MCCLoss`` equals
+    FP = FN = 0, else 0. With ``epsilon > 0`` a class absent from a sample (or filling it)
+    scores MCC 0 even when predicted perfectly (``0 / ε``): use ``batch=True``,
+    ``include_background=False`` or ``epsilon=0`` where samples lack classes. segmentation-models-pytorch's ``MCCLoss`` equals
     ``mcc_loss(..., batch=True)`` on one channel at ``epsilon = 0`` (it adds its eps to each
     of TP, TN, FP and FN, so the two differ slightly for ε > 0).
 
