@@ -167,3 +167,30 @@ def take(x, indices, axis=None):
 
 def take_along_axis(x, indices, axis=-1):
     return tf.experimental.numpy.take_along_axis(x, _as_index(indices), axis=axis)
+
+
+def permute_dims(x, axes):
+    return tf.transpose(x, perm=list(axes))
+
+
+def argsort(x, axis=-1, descending=False, stable=True):
+    # tf.argsort is stable (top_k keeps the lower index first among equal values).
+    return tf.argsort(x, axis=axis, direction="DESCENDING" if descending else "ASCENDING", stable=True)
+
+
+def cumulative_sum(x, axis=None, dtype=None, include_initial=False):
+    if include_initial:
+        raise NotImplementedError("include_initial=True is not used by the core")
+    if dtype is not None:
+        x = tf.cast(x, dtype)
+    return tf.math.cumsum(x, axis=0 if axis is None else axis)
+
+
+def size_of(x, axis):
+    """``x.shape[axis]``, or a scalar tensor where tf.function traces an unknown size.
+
+    Not an array-API function: the core calls it only where a static size is ``None``,
+    which no other namespace reports.
+    """
+    size = x.shape[axis]
+    return tf.shape(x)[axis] if size is None else size
