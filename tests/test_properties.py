@@ -223,7 +223,8 @@ def cases(draw, specs=LOSSES, min_classes=1, shapes=None):
                                                     max_size=num_classes))
         kwargs["include_background"] = num_classes == 1 or draw(st.booleans())
     if "background_index" in options:
-        classes_seen = num_classes if spec.family == "region" else num_channels
+        # Region losses and the Dice part of §12 see one channel as one class.
+        classes_seen = num_classes if spec.family in ("region", "dice_ce") else num_channels
         kwargs["background_index"] = draw(st.integers(-classes_seen, classes_seen - 1))
     for h in spec.hyperparameters:
         kwargs[h.name] = draw(hyperparameter_values(spec, h.name, num_channels))
