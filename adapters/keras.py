@@ -14,15 +14,24 @@ backend tensors and the core computes on them (TensorFlow tensors through lossfn
 
 Differences from ``keras.losses.Loss.__call__``:
 
-* Integer ``y_true`` (class indices) keeps its integer dtype; Keras would cast it to the
-  loss dtype. Floating-point labels are cast to the loss dtype as usual, except class
-  indices (no class axis, or a size-1 one, against several classes), which become int32
-  as in Keras' sparse losses: ``model.fit`` under ``tf.distribute`` builds the loss from a
-  float copy of the labels.
-* ``sample_weight`` of one weight per sample (``[batch]`` or ``[batch, 1]``) weights the
-  per-sample losses as in Keras. Element weights (``y_pred``'s shape without the class
-  axis, e.g. ``[batch, height, width]``) are passed to the core as its ``mask``.
+* Integer ``y_true`` (class indices) keeps its integer dtype, whichever it is (uint8 PNG
+  masks included); Keras would cast it to the loss dtype. Floating-point labels are cast to
+  the loss dtype as usual, except class indices against several classes (the core's shape
+  rule, :func:`lossfns.inputs.label_layout`: no class axis, or a size-1 one), which become
+  int32 as in Keras' sparse losses: ``model.fit`` under ``tf.distribute`` builds the loss
+  from a float copy of the labels. Against a single channel, float labels without a class
+  axis are the binary target itself.
+* ``sample_weight`` of one weight per sample (``[batch]``, or ``[batch, 1, ..., 1]`` of any
+  rank) weights the per-sample losses as in Keras: the result is ``Σ w·loss`` reduced as
+  Keras reduces (``reduction=None`` gives ``w·loss`` of shape ``[batch]``). Element weights,
+  which vary beyond the batch axis (``y_pred``'s shape without the class axis, e.g.
+  ``[batch, height, width]``, or anything that broadcasts to it), are passed to the core as
+  its ``mask``.
 * Keras' implicit masks (``Masking`` layers) are not used; pass element weights instead.
+
+The weighting and the reduction are Keras' own, reached through the public
+``keras.losses.Loss.__call__`` of a loss whose ``call`` returns the per-sample values, so
+they follow Keras (including its scaling by ``1 / num_replicas`` under ``tf.distribute``).
 
 Every class is registered with ``keras.saving.register_keras_serializable(package="lossfns")``
 so a model compiled with it saves to ``.keras`` and reloads without ``custom_objects``
@@ -45,13 +54,9 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-# Keras' own weighting and reduction, including its scaling under tf.distribute; there is no
-# public entry point, and re-implementing it would drift from Keras' semantics.
-from keras.src.losses.loss import reduce_weighted_values
-
 from lossfns import registry
-from lossfns.inputs import prepare
-from lossfns.region import average_classes
+from lossfns.inputs import label_layout
+from lossfns.region import region_loss
 from lossfns.registry import LossSpec
 
 from . import _common
@@ -80,10 +85,32 @@ def _replica_context():
     return context
 
 
-def _is_element_weight(sample_weight) -> bool:
-    """Weights that vary along an axis beyond the batch axis (unknown sizes count as varying)."""
+def _split_sample_weight(sample_weight):
+    """``(per_sample, element)`` weights from Keras' ``sample_weight``, one of them ``None``.
+
+    Weights that vary along an axis beyond the batch axis (unknown sizes count as varying)
+    are element weights, for the core's ``mask``. Anything else holds one weight per sample:
+    ``[batch, 1, ..., 1]`` is flattened to ``[batch]``, so that Keras multiplies it with the
+    per-sample losses ``[batch]`` element by element instead of broadcasting the two into a
+    ``[batch, ..., batch]`` grid.
+    """
     shape = tuple(sample_weight.shape)
-    return len(shape) >= 2 and any(size != 1 for size in shape[1:])
+    if len(shape) < 2:
+        return sample_weight, None
+    if any(size != 1 for size in shape[1:]):
+        return None, sample_weight
+    return ops.reshape(sample_weight, (-1,)), None
+
+
+class _KerasReduction(keras.losses.Loss):
+    """Keras' weighting and reduction of values computed elsewhere, through its public API.
+
+    ``call`` hands back the values it is given as ``y_pred``, so ``Loss.__call__`` applies
+    Keras' own ``sample_weight`` handling, reduction and distributed scaling to them.
+    """
+
+    def call(self, y_true, y_pred):
+        return y_pred
 
 
 class RegistryLoss(keras.losses.Loss):
@@ -128,15 +155,21 @@ class RegistryLoss(keras.losses.Loss):
         return y_true, y_pred
 
     def _are_indices(self, y_true, y_pred) -> bool:
-        """Whether ``y_true`` has the layout of class indices for ``y_pred``'s several classes."""
-        true_shape, pred_shape = tuple(y_true.shape), tuple(y_pred.shape)
+        """Whether float ``y_true`` holds class indices of ``y_pred``'s several classes.
+
+        The core's one shape rule decides; against one channel, labels without a class axis
+        are the binary target, not indices. Shapes the core rejects are left to it to report.
+        """
+        pred_shape = tuple(y_pred.shape)
         if not -len(pred_shape) <= self.class_axis < len(pred_shape):
             return False  # the core names the bad class_axis
-        if pred_shape[self.class_axis] == 1:
-            return False  # one channel: labels without a class axis may be soft binary targets
-        if len(true_shape) == len(pred_shape) - 1:
-            return True
-        return len(true_shape) == len(pred_shape) and true_shape[self.class_axis] == 1
+        axis = self.class_axis % len(pred_shape)
+        if pred_shape[axis] == 1:
+            return False
+        try:
+            return label_layout(tuple(y_true.shape), pred_shape, axis) == "indices"
+        except ValueError:
+            return False  # the core reports the mismatch, naming both shapes
 
     def _replica_sum(self):
         """The cross-replica sum of the statistics, or ``None`` (see the module docstring)."""
@@ -165,13 +198,11 @@ class RegistryLoss(keras.losses.Loss):
             mask = None
             if sample_weight is not None:
                 sample_weight = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
-                if _is_element_weight(sample_weight):
-                    mask, sample_weight = sample_weight, None
+                sample_weight, mask = _split_sample_weight(sample_weight)
             all_reduce = self._replica_sum()
             losses = self.per_sample(y_true, y_pred, mask, all_reduce)
-            loss = reduce_weighted_values(
-                losses, sample_weight=sample_weight, reduction=self.reduction, dtype=self.dtype
-            )
+            reduction = _KerasReduction(name="reduction", reduction=self.reduction, dtype=self.dtype)
+            loss = reduction(losses, losses, sample_weight=sample_weight)
             # Keras scales by 1/num_replicas only the values it reduces; a scalar (the global
             # batch loss without per-sample weights) passes through unscaled: scale it here.
             passed_through = tuple(losses.shape) == () and (
@@ -200,9 +231,7 @@ class ConfusionLoss(RegistryLoss):
     Subclasses with hyperparameters of their own add them to ``get_config``.
     """
 
-    options_spec = LossSpec(
-        "confusion_loss", None, "region", extra_options=tuple(registry.REGION_OPTIONS.items())
-    )
+    options_spec = LossSpec("region_loss", region_loss, "region", "ConfusionLoss")
 
     def __init__(self, **arguments):
         if self.spec is None and type(self).class_loss is ConfusionLoss.class_loss:
@@ -216,10 +245,8 @@ class ConfusionLoss(RegistryLoss):
     def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
         if self.spec is not None:
             return super().per_sample(y_true, y_pred, mask, all_reduce)
-        arguments = self.arguments
-        averaging = {key: arguments.pop(key) for key in registry.REGION_OPTIONS}
-        inputs = prepare(y_true, y_pred, mask=mask, all_reduce=all_reduce, **arguments)
-        return average_classes(inputs, self.class_loss, **averaging)
+        return region_loss(y_true, y_pred, self.class_loss, mask=mask, all_reduce=all_reduce,
+                           **self.arguments)
 
 
 def _make_class(spec: LossSpec, class_name: str, base: type, default_name: str) -> type:

@@ -15,6 +15,14 @@ replicas (element weights included), from a tiny model (a 1x1 convolution):
 
 For :data:`FIT_LOSS`, ``fit``: the loss history and final weights of ``model.fit`` (plain SGD,
 one step per epoch on the whole batch) on one device and under the strategy.
+
+``fit_labels``: the same for label layouts that Keras hands the loss as floats under the
+strategy (issue 11, defect 3): one sigmoid channel with integer or float 0/1 labels without
+a class axis, and integer class indices with a size-1 class axis.
+
+``reductions``: what each replica's loss returns (per-sample losses, ``batch=False``) for each
+reduction, with and without per-sample weights, next to what a stock Keras loss returns on
+the same per-sample values there: Keras' own weighting and scaling by ``1 / num_replicas``.
 """
 
 from __future__ import annotations
@@ -132,12 +140,95 @@ def fit(strategy) -> dict:
     return {"single": _fit(tf.distribute.get_strategy()), "mirrored": _fit(strategy)}
 
 
+#: name -> (class name, output channels, labels from make_data's integer classes).
+FIT_LABELS = {
+    "sigmoid_int": ("DiceLoss", 1, lambda labels: (labels > 0).astype(np.int32)),
+    "sigmoid_float": ("BinaryCrossentropy", 1, lambda labels: (labels > 0).astype(np.float64)),
+    "unit_class_axis_int": ("CategoricalCrossentropy", CLASSES, lambda labels: labels[..., None]),
+}
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", None)
+
+
+def _labels_model(channels: int):
+    rng = np.random.default_rng(2)
+    activation = "sigmoid" if channels == 1 else "softmax"
+    model = keras.Sequential([
+        keras.Input((HEIGHT, WIDTH, FEATURES)),
+        keras.layers.Conv2D(channels, 1, activation=activation),
+    ])
+    model.set_weights([rng.normal(size=(1, 1, FEATURES, channels)), rng.normal(size=channels) * 0.1])
+    return model
+
+
+def _fit_labels(strategy, name: str) -> dict:
+    class_name, channels, make_labels = FIT_LABELS[name]
+    x, labels, _ = make_data()
+    with strategy.scope():
+        model = _labels_model(channels)
+        model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss=getattr(adapter, class_name)())
+    history = model.fit(x, make_labels(labels), batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    return {"loss": history.history["loss"], "weights": [w.tolist() for w in model.get_weights()]}
+
+
+def fit_labels(strategy) -> dict:
+    def recorded(function):
+        try:
+            return function()
+        except Exception as error:  # noqa: BLE001 - reported to the test, which fails on it
+            return {"error": f"{type(error).__name__}: {error}"}
+
+    return {
+        name: {"single": recorded(lambda: _fit_labels(tf.distribute.get_strategy(), name)),
+               "mirrored": recorded(lambda: _fit_labels(strategy, name))}
+        for name in FIT_LABELS
+    }
+
+
+def reductions(strategy) -> dict:
+    x, labels, _ = make_data()
+    sample_weights = np.linspace(0.5, 2.0, BATCH)
+    with strategy.scope():
+        model = make_model(True)
+
+    def replica(x, labels, sample_weights):
+        output = model(x)
+        per_sample = adapter.DiceLoss(reduction=None)(labels, output)
+        stand_in = tf.expand_dims(per_sample, -1)  # MAE of (0, loss >= 0) over one feature
+        results = {}
+        for reduction in REDUCTIONS:
+            ours = adapter.DiceLoss(reduction=reduction)
+            stock = keras.losses.MeanAbsoluteError(reduction=reduction)
+            results[str(reduction)] = {
+                "ours": ours(labels, output),
+                "keras": stock(tf.zeros_like(stand_in), stand_in),
+                "ours_weighted": ours(labels, output, sample_weight=sample_weights),
+                "keras_weighted": stock(tf.zeros_like(stand_in), stand_in, sample_weight=sample_weights),
+            }
+        return results
+
+    parts = [slice(0, SPLIT), slice(SPLIT, BATCH)]
+
+    def per_replica(array):
+        return strategy.experimental_distribute_values_from_function(
+            lambda context: tf.constant(array[parts[context.replica_id_in_sync_group]])
+        )
+
+    results = tf.function(lambda *args: strategy.run(replica, args=args))(
+        per_replica(x), per_replica(labels), per_replica(sample_weights))
+    return {
+        reduction: {key: [np.asarray(value).tolist() for value in strategy.experimental_local_results(values)]
+                    for key, values in entry.items()}
+        for reduction, entry in results.items()
+    }
+
+
 def main(output: str) -> None:
     keras.backend.set_floatx("float64")
     # One strategy for the whole process: a second MirroredStrategy reuses the first one's
     # collective keys, and the two then mix up their all-reduces.
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    report = {"step": {name: step(strategy, name) for name in STEP_LOSSES}, "fit": fit(strategy)}
+    report = {"step": {name: step(strategy, name) for name in STEP_LOSSES}, "fit": fit(strategy),
+              "fit_labels": fit_labels(strategy), "reductions": reductions(strategy)}
     with open(output, "w") as handle:
         json.dump(report, handle)
 

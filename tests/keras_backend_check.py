@@ -32,6 +32,20 @@ CASES = {"dense": {}, "sparse": {}, "logits": {"from_logits": True}}
 #: One region, one distribution and one Unified Focal loss train a model.
 TRAINED = ("TverskyLoss", "CategoricalFocalLoss", "AsymmetricUnifiedFocalLoss")
 REDUCTIONS = ("sum_over_batch_size", "sum")
+#: Every Keras reduction, for the checks of the weighting (None: the per-sample values).
+ALL_REDUCTIONS = (None, "sum_over_batch_size", "sum", "mean", "mean_with_sample_weight")
+#: Integer label dtypes: PNG masks load as uint8. (Keras' torch backend has no uint64.)
+LABEL_DTYPES = ("uint8", "int8", "int16", "uint16", "uint32", "int32", "int64")
+#: The dtypes ``model.fit`` crashed on with the tensorflow backend (TensorFlow's range and
+#: gather kernels lack them); other backends are covered by the direct calls, as a fit
+#: there costs a compilation each.
+FIT_LABEL_DTYPES = ("uint8", "int8", "int16", "uint16")
+#: Shapes of one weight per sample (Keras' ``sample_weight``); ``()`` is one scalar weight.
+PER_SAMPLE_WEIGHT_SHAPES = ((), (BATCH,), (BATCH, 1), (BATCH, 1, 1), (BATCH, 1, 1, 1))
+#: Losses checked on label layouts, dtypes and weights: one region, two distribution losses
+#: and one Unified Focal loss (whose focal part expands a single channel to two).
+LABEL_CLASSES = ("DiceLoss", "CategoricalCrossentropy", "BinaryCrossentropy",
+                 "AsymmetricUnifiedFocalLoss")
 
 
 def make_inputs(case: str, seed: int = 0):
@@ -51,6 +65,17 @@ def make_weights(seed: int = 1):
     """Per-sample weights ``[batch]`` and element weights ``[batch, height, width]``."""
     rng = np.random.default_rng(seed)
     return rng.uniform(0.5, 2.0, size=BATCH), rng.uniform(0.0, 1.0, size=(BATCH, HEIGHT, WIDTH))
+
+
+def changed_hyperparameters(spec) -> dict:
+    """Every numeric hyperparameter at 0.8 times its default (which keeps it in range).
+
+    Choices such as ``weighting="square"`` and ``None`` defaults are left at their default.
+    """
+    return {
+        h.name: h.default * 0.8 for h in spec.hyperparameters
+        if isinstance(h.default, (int, float)) and not isinstance(h.default, bool)
+    }
 
 
 def _gradient(keras, fn, y_pred):
@@ -160,7 +185,7 @@ def check_configs(keras, adapter) -> dict:
     results = {}
     for spec in registry.LOSSES:
         # Every hyperparameter changed (x0.8 keeps each in its valid range), plus options.
-        changed = {h.name: h.default * 0.8 for h in spec.hyperparameters if h.default is not None}
+        changed = changed_hyperparameters(spec)
         changed.update(batch=True, reduction="sum", name="custom", dtype="float64")
         for class_name in registry.class_names(spec):
             results[class_name] = _recorded(lambda: entry(getattr(adapter, class_name), changed))
@@ -277,6 +302,118 @@ def check_mixed_precision(keras, adapter) -> dict:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def make_binary_inputs(seed: int = 2):
+    """``(labels, probs)``: float 0/1 labels ``[B, H, W]`` and one sigmoid channel ``[B, H, W, 1]``."""
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((BATCH, HEIGHT, WIDTH)) > 0.5).astype(np.float64)
+    return labels, rng.uniform(0.05, 0.95, size=(BATCH, HEIGHT, WIDTH, 1))
+
+
+def per_sample_weights(shape) -> np.ndarray:
+    """Distinct weights, one per sample, shaped ``shape`` (a scalar for ``()``)."""
+    return np.linspace(0.5, 2.0, BATCH).reshape(shape) if shape else np.asarray(1.5)
+
+
+def _fit_history(keras, loss, y, classes: int, activation: str, epochs: int = 2) -> list:
+    x, _ = _segmentation_data()
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 2))
+    model = keras.Model(inputs, keras.layers.Conv2D(classes, 1, activation=activation)(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
+    return [float(h) for h in model.fit(x, y, batch_size=6, epochs=epochs, verbose=0).history["loss"]]
+
+
+def check_labels(keras, adapter) -> dict:
+    """Label dtypes and layouts the adapter must accept (issue 11, defects 2 and 3).
+
+    * ``dtypes``: per-sample values (float64) with sparse labels of each integer dtype;
+      ``fit_dtypes``: the loss history of ``model.fit`` on such labels;
+    * ``float_indices``: class indices given as floats (``model.fit`` under ``tf.distribute``
+      hands the loss a float copy of the labels), without a class axis and with a size-1 one;
+    * ``single_channel``: one sigmoid channel against float 0/1 labels without a class
+      axis, called directly and in ``model.fit`` (integer labels in ``model.fit`` under
+      ``tf.distribute``, which makes them floats, are in ``distributed_tf_check.py``).
+    """
+    y_true, y_pred = make_inputs("sparse")
+    binary_labels, binary_probs = make_binary_inputs()
+    _, segmentation_labels = _segmentation_data()
+
+    def values(class_name, labels, predictions):
+        loss = getattr(adapter, class_name)(reduction=None, dtype="float64")
+        return _numpy(keras, loss(labels, predictions))
+
+    multiclass = ("DiceLoss", "CategoricalCrossentropy")
+    fit_dtypes = FIT_LABEL_DTYPES if keras.backend.backend() == "tensorflow" else ()
+    return {
+        "dtypes": {
+            dtype: {name: _recorded(lambda: values(name, y_true.astype(dtype), y_pred)) for name in multiclass}
+            for dtype in LABEL_DTYPES
+        },
+        "fit_dtypes": {
+            dtype: _recorded(lambda: _fit_history(
+                keras, adapter.CategoricalCrossentropy(), segmentation_labels.astype(dtype),
+                CLASSES, "softmax", epochs=1))
+            for dtype in fit_dtypes
+        },
+        "float_indices": {
+            layout: {name: _recorded(lambda: values(name, labels.astype(np.float32), y_pred))
+                     for name in multiclass}
+            for layout, labels in (("no_class_axis", y_true), ("unit_class_axis", y_true[..., None]))
+        },
+        "single_channel": {
+            **{name: _recorded(lambda: values(name, binary_labels, binary_probs)) for name in LABEL_CLASSES},
+            "fit": _recorded(lambda: _fit_history(
+                keras, adapter.DiceLoss(), (segmentation_labels > 0).astype(np.float32), 1, "sigmoid")),
+        },
+    }
+
+
+def check_weights(keras, adapter) -> dict:
+    """Keras' ``sample_weight`` (issue 11, defect 4) and Keras' own reductions.
+
+    * ``per_sample``: one weight per sample in each shape of :data:`PER_SAMPLE_WEIGHT_SHAPES`,
+      under every reduction: the test compares with ``Σ w·loss`` reduced by hand;
+    * ``stock``: the same reductions from a stock Keras loss on the same per-sample values
+      (``MeanAbsoluteError`` of ``0`` and ``loss >= 0`` over one feature is ``loss``), to
+      pin the adapter to Keras' own weighting for the shapes Keras itself handles.
+    """
+    y_true, y_pred = make_inputs("sparse")
+    results = {}
+    for class_name in ("DiceLoss", "CategoricalCrossentropy"):
+        cls = getattr(adapter, class_name)
+        per_sample = cls(reduction=None, dtype="float64")(y_true, y_pred)
+        stand_in = keras.ops.expand_dims(per_sample, -1)
+        zeros = keras.ops.zeros_like(stand_in)
+
+        def ours(reduction, weights):
+            return _numpy(keras, cls(reduction=reduction, dtype="float64")(y_true, y_pred, sample_weight=weights))
+
+        def stock(reduction, weights):
+            mae = keras.losses.MeanAbsoluteError(reduction=reduction, dtype="float64")
+            return _numpy(keras, mae(zeros, stand_in, sample_weight=weights))
+
+        results[class_name] = {
+            "per_sample": {
+                str(reduction): {
+                    str(shape): _recorded(lambda: ours(reduction, per_sample_weights(shape)))
+                    for shape in PER_SAMPLE_WEIGHT_SHAPES
+                }
+                for reduction in ALL_REDUCTIONS
+            },
+            "stock": {
+                str(reduction): {
+                    str(shape): _recorded(lambda: {
+                        "ours": ours(reduction, None if shape is None else per_sample_weights(shape)),
+                        "keras": stock(reduction, None if shape is None else per_sample_weights(shape)),
+                    })
+                    for shape in (None, (), (BATCH,))
+                }
+                for reduction in ALL_REDUCTIONS
+            },
+        }
+    return results
+
+
 def main(output_path: str) -> None:
     import time
 
@@ -292,6 +429,8 @@ def main(output_path: str) -> None:
             "configs": lambda: check_configs(keras, adapter),
             "training": lambda: check_training(keras, adapter, directory),
             "mixed_float16": lambda: check_mixed_precision(keras, adapter),
+            "labels": lambda: check_labels(keras, adapter),
+            "weights": lambda: check_weights(keras, adapter),
         }
         for section, check in checks.items():
             start = time.perf_counter()

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_backend_check import CASES, make_inputs, make_weights
+from keras_backend_check import CASES, changed_hyperparameters, make_inputs, make_weights
 from lossfns import registry
 from registry_fixtures import DOUBLE_DICE
 
@@ -25,11 +25,6 @@ adapter = pytest.importorskip("lossfns.adapters.jax")
 SPECS = pytest.mark.parametrize("spec", registry.LOSSES, ids=lambda s: s.name)
 REPRESENTATIVE = ("tversky_loss", "categorical_focal_loss", "asymmetric_unified_focal_loss")
 RTOL, ATOL = 1e-10, 1e-12  # float64 (SPEC §9)
-
-
-def changed_hyperparameters(spec):
-    """Every hyperparameter with a value other than its default (x0.8 stays valid)."""
-    return {h.name: h.default * 0.8 for h in spec.hyperparameters if h.default is not None}
 
 
 @SPECS

@@ -101,7 +101,7 @@ def test_values_reductions_weights_and_gradient(report, spec, class_name):
 @pytest.mark.parametrize(("spec", "class_name"), CLASSES, ids=CLASS_IDS)
 def test_config_round_trip(report, spec, class_name):
     entry = entry_of(report["configs"], class_name)
-    changed = {h.name: h.default * 0.8 for h in spec.hyperparameters if h.default is not None}
+    changed = check.changed_hyperparameters(spec)
     options = {"batch": True, "reduction": "sum", "name": "custom", "dtype": "float64"}
     assert entry["config"] == {**changed, **options}
     assert entry["from_config"] and entry["deserialized_config"]
@@ -158,3 +158,101 @@ def test_mixed_float16_gives_finite_losses(report, class_name):
     values = [entry["direct"], entry["saturated"], *entry.get("history", [])]
     assert np.all(np.isfinite(values)), values
     assert entry["saturated"] < entry["direct"]  # a perfect prediction beats an untrained model
+
+
+# --- Issue 11: label dtypes and layouts, sample weights, Keras' reductions ---------------
+
+LABEL_SPECS = {name: spec for spec, name in CLASSES if name in check.LABEL_CLASSES}
+
+
+def _core_values(class_name, y_true, y_pred):
+    return np.asarray(LABEL_SPECS[class_name].function(y_true, y_pred))
+
+
+@pytest.mark.parametrize("dtype", check.LABEL_DTYPES)
+def test_every_integer_label_dtype(report, dtype):
+    """uint8 masks crashed on the tensorflow backend (TensorFlow's range and gather kernels
+    take int32/int64 only); every integer dtype gives the values of int64 labels."""
+    y_true, y_pred = check.make_inputs("sparse")
+    for class_name, actual in report["labels"]["dtypes"][dtype].items():
+        assert not isinstance(actual, dict), actual
+        expected = _core_values(class_name, y_true.astype(np.int64), y_pred)
+        np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_model_fit_on_small_integer_labels(report):
+    fits = report["labels"]["fit_dtypes"]
+    assert tuple(fits) == (check.FIT_LABEL_DTYPES if report["backend"] == "tensorflow" else ())
+    for dtype, history in fits.items():
+        assert not isinstance(history, dict), (dtype, history)
+        assert np.all(np.isfinite(history))
+        # The same labels in another dtype train the same model: the dtype changes nothing.
+        np.testing.assert_allclose(history, fits["uint8"], rtol=1e-6, err_msg=dtype)
+
+
+@pytest.mark.parametrize("layout", ["no_class_axis", "unit_class_axis"])
+def test_float_class_indices_are_cast_back_to_integers(report, layout):
+    """``model.fit`` under ``tf.distribute`` hands the loss float labels; against several
+    classes, index-shaped float labels are class indices."""
+    y_true, y_pred = check.make_inputs("sparse")
+    for class_name, actual in report["labels"]["float_indices"][layout].items():
+        assert not isinstance(actual, dict), actual
+        np.testing.assert_allclose(actual, _core_values(class_name, y_true, y_pred), rtol=RTOL, atol=ATOL)
+
+
+def test_one_sigmoid_channel_with_float_labels_without_a_class_axis(report):
+    """``[B, H, W]`` float 0/1 labels against ``[B, H, W, 1]`` are the binary target
+    (crashed with 'sparse y_true must have an integer dtype')."""
+    entry = report["labels"]["single_channel"]
+    labels, probs = check.make_binary_inputs()
+    for class_name in check.LABEL_CLASSES:
+        assert not isinstance(entry[class_name], dict), entry[class_name]
+        expected = _core_values(class_name, labels[..., None], probs)
+        np.testing.assert_allclose(entry[class_name], expected, rtol=RTOL, atol=ATOL)
+    history = entry["fit"]
+    assert not isinstance(history, dict), history
+    assert np.all(np.isfinite(history)) and history[-1] < history[0]
+
+
+def _hand_reduced(per_sample, weights, reduction):
+    """Keras' reductions of weighted per-sample losses, written out (one weight per sample)."""
+    weighted = weights * per_sample
+    if reduction == "None":
+        return weighted
+    if reduction == "sum":
+        return weighted.sum()
+    if reduction == "mean_with_sample_weight":
+        return weighted.sum() / weights.sum()
+    return weighted.sum() / len(per_sample)  # "sum_over_batch_size" and "mean"
+
+
+@pytest.mark.parametrize("class_name", ["DiceLoss", "CategoricalCrossentropy"])
+def test_per_sample_weights_of_any_rank(report, class_name):
+    """``[B, 1, 1]`` and ``[B, 1, 1, 1]`` weights were broadcast against the per-sample
+    losses ``[B]`` into a ``[B, 1, B]`` grid: a silently wrong loss."""
+    y_true, y_pred = check.make_inputs("sparse")
+    per_sample = _core_values(class_name, y_true, y_pred)
+    weights = check.per_sample_weights((check.BATCH,))
+    rtol = 1e-6 if report["backend"] == "torch" else RTOL  # Keras' torch divide_no_nan: float32
+    for reduction, by_shape in report["weights"][class_name]["per_sample"].items():
+        expected = _hand_reduced(per_sample, weights, reduction)
+        for shape, actual in by_shape.items():
+            if shape == "()":
+                continue  # a scalar weight: compared with a stock Keras loss below
+            assert not isinstance(actual, dict), actual
+            assert np.shape(actual) == np.shape(expected), (reduction, shape)
+            np.testing.assert_allclose(actual, expected, rtol=rtol, atol=ATOL, err_msg=f"{reduction} {shape}")
+
+
+@pytest.mark.parametrize("class_name", ["DiceLoss", "CategoricalCrossentropy"])
+def test_reductions_follow_a_stock_keras_loss(report, class_name):
+    """The adapter reduces through Keras' public ``Loss.__call__``: no weights, a scalar
+    weight and ``[B]`` weights give what a stock Keras loss gives on the same values.
+    (Keras' ``ops.mean`` on the jax backend rounds float64 to float32 inside the stock
+    ``MeanAbsoluteError``, and its torch backend divides in float32.)"""
+    rtol = 1e-6 if report["backend"] in ("torch", "jax") else RTOL
+    for reduction, by_shape in report["weights"][class_name]["stock"].items():
+        for shape, entry in by_shape.items():
+            assert "error" not in entry, entry["error"]
+            np.testing.assert_allclose(entry["ours"], entry["keras"], rtol=rtol, atol=ATOL,
+                                       err_msg=f"{reduction} {shape}")

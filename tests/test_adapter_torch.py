@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_backend_check import CASES, make_inputs, make_weights
+from keras_backend_check import CASES, changed_hyperparameters, make_inputs, make_weights
 from lossfns import registry
 from registry_fixtures import DOUBLE_DICE
 
@@ -45,11 +45,6 @@ def core_values(spec, case, **arguments):
     """Per-sample core values of a case, channels-last NumPy."""
     y_true, y_pred = make_inputs(case)
     return np.asarray(spec.function(y_true, y_pred, **CASES[case], **arguments))
-
-
-def changed_hyperparameters(spec):
-    """Every hyperparameter with a value other than its default (x0.8 stays valid)."""
-    return {h.name: h.default * 0.8 for h in spec.hyperparameters if h.default is not None}
 
 
 @SPECS
