@@ -22,6 +22,7 @@ which DDP's gradient averaging turns back into the exact parameter gradient.
 
 from __future__ import annotations
 
+import functools
 import types
 
 import torch
@@ -49,14 +50,42 @@ def _reduce(values, reduction: str):
     return values
 
 
-def _group_sum(group):
-    """A sum over ``group`` whose backward pass all-reduces the gradient as well."""
+def _functional_collective_sum(x, *, group):
+    from torch.distributed import _functional_collectives
+
+    return _functional_collectives.all_reduce(x, "sum", group)
+
+
+def _legacy_autograd_sum(x, *, group):
     from torch.distributed.nn.functional import all_reduce
 
-    def all_reduce_sum(x):
-        return all_reduce(x, group=group)
+    return all_reduce(x, group=group)
 
-    return all_reduce_sum
+
+@functools.cache
+def _functional_all_reduce_is_differentiable() -> bool:
+    """Whether torch's functional ``all_reduce`` has a backward (one summing the gradients).
+
+    Recent torch registers one and deprecates ``torch.distributed.nn.functional.all_reduce``
+    in its favour (rejecting the latter under ``torch.compile``); older releases have the
+    legacy autograd function only, and a functional all-reduce without a backward there
+    would silently cut the gradient. The dispatcher says which case this is.
+    """
+    try:
+        return bool(torch._C._dispatch_has_kernel_for_dispatch_key("_c10d_functional::all_reduce", "Autograd"))
+    except (AttributeError, RuntimeError):  # no such query or no such operator: an old torch
+        return False
+
+
+def _group_sum(group):
+    """A sum over ``group`` whose backward pass all-reduces the gradient as well.
+
+    Resolved when the module is built (the dispatcher query is not traceable), so that
+    ``forward`` only calls it: under ``torch.compile`` the functional collective is traced.
+    """
+    if _functional_all_reduce_is_differentiable():
+        return functools.partial(_functional_collective_sum, group=group)
+    return functools.partial(_legacy_autograd_sum, group=group)
 
 
 class LossModule(torch.nn.Module):
@@ -84,6 +113,7 @@ class LossModule(torch.nn.Module):
                 f"(got process_group={process_group!r}, batch=False)"
             )
         self.process_group = process_group
+        self._group_sum = None if process_group is None else _group_sum(process_group)
         self._argument_names = tuple(values)
         for name, value in values.items():
             setattr(self, name, value)
@@ -105,8 +135,7 @@ class LossModule(torch.nn.Module):
         Returns:
           A scalar, or ``[N]`` (``[]`` with ``batch=True``) with ``reduction="none"``.
         """
-        all_reduce = None if self.process_group is None else _group_sum(self.process_group)
-        values = self.spec.function(target, input, mask=mask, all_reduce=all_reduce, **self.arguments)
+        values = self.spec.function(target, input, mask=mask, all_reduce=self._group_sum, **self.arguments)
         return _reduce(values, self.reduction)
 
     def extra_repr(self) -> str:

@@ -8,8 +8,10 @@
 ``DistributedDataParallel`` and, for each loss of :data:`LOSSES` with ``batch=True`` and
 ``process_group=``, saves to ``OUTPUT_DIR/rank{RANK}.pt``: the loss, the gradient with
 respect to the model output (this rank's part) and the parameter gradients after DDP's
-averaging. Importing this module imports torch and NumPy only (the test reuses the data,
-the model and the shards from here).
+averaging. The same for :data:`COMPILED_LOSS` under ``torch.compile(fullgraph=True)`` (key
+``"<name>_compiled"``), and under ``"warnings"`` the messages of the deprecation warnings
+raised meanwhile. Importing this module imports torch and NumPy only (the test reuses the
+data, the model and the shards from here).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime
 import os
 import socket
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -32,6 +35,8 @@ LOSSES = {
     "GeneralizedDiceLoss": ({}, True),
     "DiceCELoss": ({"from_logits": True, "label_smoothing": 0.1}, False),
 }
+#: Compiled whole (the all-reduce inside the graph) as well as run eagerly.
+COMPILED_LOSS = "DiceLoss"
 TIMEOUT = datetime.timedelta(seconds=60)
 
 
@@ -85,10 +90,20 @@ def main(rank: int, world_size: int, port: int, output_dir: str) -> None:
     try:
         x, labels, mask = (t[SHARDS[rank]] for t in make_data())
         results = {}
-        for class_name, (options, softmax) in LOSSES.items():
-            model = DistributedDataParallel(make_model(softmax))
-            loss_fn = getattr(adapter, class_name)(batch=True, process_group=dist.group.WORLD, **options)
-            results[class_name] = loss_and_gradients(model, loss_fn, x, labels, mask)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for class_name, (options, softmax) in LOSSES.items():
+                model = DistributedDataParallel(make_model(softmax))
+                loss_fn = getattr(adapter, class_name)(batch=True, process_group=dist.group.WORLD, **options)
+                results[class_name] = loss_and_gradients(model, loss_fn, x, labels, mask)
+            options, softmax = LOSSES[COMPILED_LOSS]
+            loss_fn = getattr(adapter, COMPILED_LOSS)(batch=True, process_group=dist.group.WORLD, **options)
+            compiled = torch.compile(loss_fn, fullgraph=True, backend="aot_eager")
+            results[f"{COMPILED_LOSS}_compiled"] = loss_and_gradients(
+                DistributedDataParallel(make_model(softmax)), compiled, x, labels, mask)
+        results["warnings"] = [
+            str(w.message) for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))
+        ]
         torch.save(results, os.path.join(output_dir, f"rank{rank}.pt"))
         dist.barrier()  # no rank tears the group down while another still uses it
     finally:
