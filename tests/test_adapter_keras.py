@@ -256,3 +256,13 @@ def test_reductions_follow_a_stock_keras_loss(report, class_name):
             assert "error" not in entry, entry["error"]
             np.testing.assert_allclose(entry["ours"], entry["keras"], rtol=rtol, atol=ATOL,
                                        err_msg=f"{reduction} {shape}")
+
+
+def test_adapter_imports_no_private_keras_module():
+    """The reductions go through Keras' public ``Loss.__call__``; nothing from ``keras.src``."""
+    import ast
+
+    tree = ast.parse((SCRIPT.parent.parent / "adapters" / "keras.py").read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [name for name in imported if name.startswith("keras.src")], imported
