@@ -95,7 +95,7 @@ def _generate(namespace: dict) -> list:
 
 
 def deep_supervision(loss, predictions, targets, *, weights=None, mask=None, **options):
-    """A loss of this module summed over the outputs of a deeply supervised network (SPEC §19).
+    """A loss of this module summed over the outputs of a deeply supervised network (docs: Concepts › Deep supervision).
 
     ``predictions`` is a list or tuple, highest resolution first; output ``i`` is scored by
     ``loss(predictions[i], targets_i, **options)`` with ``targets`` (and ``mask``) downsampled

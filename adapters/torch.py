@@ -207,7 +207,7 @@ def _generate(namespace: dict) -> list:
 
 
 class DeepSupervisionLoss(torch.nn.Module):
-    """One loss module over the outputs of a deeply supervised network (SPEC §19).
+    """One loss module over the outputs of a deeply supervised network (docs: Concepts › Deep supervision).
 
     ``forward(inputs, target, mask=None)`` takes a list or tuple of predictions, highest
     resolution first; output ``i`` is scored by ``loss_module`` against ``target`` (and

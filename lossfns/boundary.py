@@ -1,4 +1,4 @@
-"""Boundary loss (Kervadec et al. 2019, SPEC §17) and the signed distance maps it needs.
+"""Boundary loss (Kervadec et al. 2019, docs: Losses › Boundary loss) and the signed distance maps it needs.
 
 The loss is linear in the prediction: ``Σ φ·p`` with ``φ`` the signed distance of each
 element to the ground-truth boundary of its class. The maps depend on the labels only, so

@@ -1,4 +1,4 @@
-"""Soft clDice (Shit et al. 2021, SPEC §18): a topology-aware overlap of soft skeletons.
+"""Soft clDice (Shit et al. 2021, docs: Losses › clDice): a topology-aware overlap of soft skeletons.
 
 Soft erosion and dilation are built from 3-element windows along each spatial axis,
 computed on overlapping slices (array-API slicing and concatenation, no framework pooling

@@ -1,4 +1,4 @@
-"""Compound losses: Combo (Taghanaki 2019) and Hybrid Focal (Yeung 2021) (SPEC §5)."""
+"""Compound losses: Combo (Taghanaki 2019) and Hybrid Focal (Yeung 2021) (docs: Losses › Distribution and compound losses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Confusion terms: the additive sufficient statistics of every region loss (SPEC §3)."""
+"""Confusion terms: the additive sufficient statistics of every region loss (docs: Concepts › Confusion terms)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deep supervision (SPEC §19): one loss over several output resolutions, weighted and summed.
+"""Deep supervision (docs: Concepts › Deep supervision): one loss over several output resolutions, weighted and summed.
 
 Level ``i`` is scored against the target (and mask) downsampled by keeping, along each
 spatial axis, the element at ``f·j + ⌊f/2⌋``: the centre of each block of ``f`` elements,

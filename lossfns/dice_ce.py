@@ -1,9 +1,9 @@
-"""Dice plus cross-entropy or focal loss, as in nnU-Net and MONAI (SPEC §12).
+"""Dice plus cross-entropy or focal loss, as in nnU-Net and MONAI (docs: Losses › Dice + cross-entropy).
 
 Both losses prepare their inputs once (one log-softmax or log-sigmoid) and evaluate the
 Dice part and the cross-entropy / focal part on them. The region options act on the Dice
 part only; the cross-entropy / focal part always covers every class and alone sees label
-smoothing (SPEC §15).
+smoothing (docs: Concepts › Label smoothing).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ _UNIT, _NONNEG = v.check_unit_interval, v.check_nonnegative
 
 
 def _uses_sigmoid(from_logits, num_classes: int) -> bool:
-    """A sigmoid activation: one channel, or ``from_logits="sigmoid"`` (SPEC §12)."""
+    """A sigmoid activation: one channel, or ``from_logits="sigmoid"`` (docs: Losses › Dice + cross-entropy)."""
     return num_classes == 1 or from_logits == "sigmoid"
 
 

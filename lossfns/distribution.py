@@ -1,4 +1,4 @@
-"""Distribution losses: binary and categorical cross-entropy and focal loss (SPEC §5).
+"""Distribution losses: binary and categorical cross-entropy and focal loss (docs: Losses › Distribution and compound losses).
 
 Per-element losses, averaged over the elements of each sample with the mask as weights.
 With probabilities, ``p`` is clipped to ``[1e-7, 1 - 1e-7]`` inside the logs and focal
@@ -101,7 +101,7 @@ def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequen
     r"""Per-sample mean of ``Σ_c w_c (1 - p_c)^{γ_c} (-y'_c \log p_c)``.
 
     ``γ_c`` is ``background_gamma`` for the background class and ``gamma`` for the others;
-    ``y' = (1 - s) y + s / C`` with ``s = label_smoothing`` (SPEC §15). This one term gives
+    ``y' = (1 - s) y + s / C`` with ``s = label_smoothing`` (docs: Concepts › Label smoothing). This one term gives
     categorical cross-entropy, categorical focal loss, the weighted cross-entropy of Combo
     loss and both focal losses of the Unified Focal family.
     """
@@ -128,7 +128,7 @@ def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
 
     The focal factors are ``exp(γ·log(1-p))`` and ``exp(γ·log p)``: finite for logits of any
     size and exactly 1 at γ = 0. Label smoothing replaces ``y`` by ``(1 - s) y + s/2`` in
-    the weights of the two terms only; the focal factors and α stay as they are (SPEC §15).
+    the weights of the two terms only; the focal factors and α stay as they are (docs: Concepts › Label smoothing).
     """
     xp = inputs.xp
     log_p, log_q = inputs.log_probs, inputs.log_complement

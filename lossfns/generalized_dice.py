@@ -1,4 +1,4 @@
-"""Generalized Dice loss (Sudre et al. 2017): one Dice ratio with per-class weights (SPEC §13)."""
+"""Generalized Dice loss (Sudre et al. 2017): one Dice ratio with per-class weights (docs: Losses › Generalized Dice)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Input preparation shared by every loss (SPEC §2).
+"""Input preparation shared by every loss (docs: Concepts › Inputs).
 
 :func:`prepare` turns ``(y_true, y_pred)`` and the common options into a
 :class:`PreparedInputs`: probabilities in the compute dtype with the class axis where the
@@ -161,7 +161,7 @@ class PreparedInputs:
         return nx.safe_divide(xp, total, count)
 
     def with_two_channels(self):
-        """Single-channel binary input expanded to ``[1 - p, p]`` / ``[1 - y, y]`` (SPEC §6)."""
+        """Single-channel binary input expanded to ``[1 - p, p]`` / ``[1 - y, y]`` (docs: Losses › Unified Focal family)."""
         if self.num_classes != 1:
             return self
         xp, axis = self.xp, self.class_axis
@@ -190,7 +190,7 @@ def _compute_dtype(xp, y_pred):
     if not xp.isdtype(y_pred.dtype, "real floating"):
         raise TypeError(f"y_pred must be a floating-point array, got dtype {y_pred.dtype}")
     if xp.finfo(y_pred.dtype).bits < 32:
-        return xp.float32  # half precision is accumulated in float32 (SPEC §2)
+        return xp.float32  # half precision is accumulated in float32 (docs: Concepts › Inputs)
     return y_pred.dtype
 
 
@@ -289,7 +289,7 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
 def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
             batch=False, validate=False, all_reduce=None, soft_label=False,
             binary_loss=False) -> PreparedInputs:
-    """Validate and normalise the inputs of any loss (SPEC §2).
+    """Validate and normalise the inputs of any loss (docs: Concepts › Inputs).
 
     Args:
       y_true: dense labels (``y_pred``'s shape) or integer class indices (class axis absent

@@ -1,4 +1,4 @@
-"""Lovász losses: convex surrogates of the Jaccard index (Berman et al. 2018, SPEC §16).
+"""Lovász losses: convex surrogates of the Jaccard index (Berman et al. 2018, docs: Losses › Lovász losses).
 
 Per sample and class the errors are sorted in decreasing order and weighted by the
 increments of the Jaccard loss along that order. Everything happens on static shapes: a

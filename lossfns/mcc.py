@@ -1,4 +1,4 @@
-"""Matthews correlation coefficient loss (SPEC §14), combined over classes like §4."""
+"""Matthews correlation coefficient loss (docs: Losses › Matthews correlation), combined over classes like the region losses."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Region losses of the tensorflow-mri family: Tversky, focal Tversky, F1/Dice, IoU/Jaccard.
 
-Each is a formula over the confusion terms (SPEC §4), averaged over classes by ``average``.
+Each is a formula over the confusion terms (docs: Losses › Region losses), averaged over classes by ``average``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def tversky_index(xp, tp, fp, fn, *, alpha: float, beta: float, epsilon: float):
 
 def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", class_weights=None,
                     include_background=True, background_index=0, with_tn=False):
-    """Apply ``class_loss(tp, fp, fn)`` per class and combine the classes (SPEC §4).
+    """Apply ``class_loss(tp, fp, fn)`` per class and combine the classes (docs: Losses › Region losses).
 
     ``with_tn=True`` passes the true negatives too, ``class_loss(tp, fp, fn, tn)`` (MCC).
 

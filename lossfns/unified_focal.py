@@ -1,4 +1,4 @@
-r"""The Unified Focal loss family (Yeung et al. 2022), for any number of classes (SPEC §6).
+r"""The Unified Focal loss family (Yeung et al. 2022), for any number of classes (docs: Losses › Unified Focal family).
 
 Class ``background_index`` is the background; every other class is "rare". A
 single-channel binary input is expanded to ``[1 - p, p]`` first. The modified Tversky

@@ -1,4 +1,4 @@
-"""Argument validation shared by the core and every adapter (SPEC §8).
+"""Argument validation shared by the core and every adapter (docs: Guides › Errors).
 
 Every message names the argument, what was expected and what was received. Checks here
 look only at Python values and static shapes; checks that need data live in
