@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import compound, dice_ce, distribution, region, unified_focal
-from . import generalized_dice, mcc
+from . import boundary, cldice, generalized_dice, lovasz, mcc
 from . import validation as v
 
 #: Per-call arguments: arrays and the distributed hook the adapters fill in, never
@@ -119,6 +119,11 @@ LOSSES: tuple[LossSpec, ...] = (
     _spec(dice_ce.dice_focal_loss, class_name="DiceFocalLoss"),
     _spec(generalized_dice.generalized_dice_loss),
     _spec(mcc.mcc_loss, class_name="MCCLoss"),
+    _spec(lovasz.lovasz_softmax_loss, class_name="LovaszSoftmaxLoss", additive=False),
+    _spec(lovasz.lovasz_hinge_loss, class_name="LovaszHingeLoss", logits_only=True, additive=False),
+    _spec(boundary.boundary_loss, class_name="BoundaryLoss", target_kind="distance_maps"),
+    _spec(cldice.cldice_loss, class_name="ClDiceLoss"),
+    _spec(cldice.dice_cldice_loss, class_name="DiceClDiceLoss"),
 )
 
 _BY_NAME = {spec.name: spec for spec in LOSSES}
