@@ -302,6 +302,14 @@ def test_bad_input_raises_naming_the_argument(call, error, message):
         call()
 
 
+def test_mixed_array_libraries_raise_naming_both():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="(?=.*distance_maps)(?=.*y_pred)"):
+        lossfns.boundary_loss(_MAPS, torch.from_numpy(_P))
+    with pytest.raises(TypeError, match="mask"):
+        lossfns.boundary_loss(torch.from_numpy(_MAPS), torch.from_numpy(_P), mask=np.ones(_P.shape[:-1]))
+
+
 def test_validate_accepts_maps_outside_the_unit_interval():
     assert np.abs(_MAPS).max() > 1
     lossfns.boundary_loss(_MAPS, _P, validate=True)
