@@ -32,6 +32,11 @@ __all__ = [
     'DiceFocalLoss',
     'GeneralizedDiceLoss',
     'MCCLoss',
+    'LovaszSoftmaxLoss',
+    'LovaszHingeLoss',
+    'BoundaryLoss',
+    'ClDiceLoss',
+    'DiceClDiceLoss',
 ]
 
 
@@ -677,3 +682,151 @@ class MCCLoss(RegistryLoss):
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
     def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'mcc_loss', dtype: Any = None) -> None: ...
+
+class LovaszSoftmaxLoss(RegistryLoss):
+    r"""Lovász-Softmax loss (Berman et al. 2018): a convex surrogate of the Jaccard loss.
+
+    .. math::
+        e_i = |y_{ic} - p_{ic}|,\quad
+        J_k = 1 - \frac{G - \sum_{j \le k} g_j}{G + \sum_{j \le k} (1 - g_j)},\quad
+        L_c = \sum_k e_{\pi(k)} (J_k - J_{k-1})
+
+    per sample and class, ``π`` sorting ``e`` decreasingly, ``g = y_c`` in that order,
+    ``G = Σ g``, ``J_0 = 0``. ``classes="present"`` averages over the classes with ``G > 0``
+    (0 when there is none), ``"all"`` over every kept class. segmentation-models-pytorch
+    ``LovaszLoss(mode="multiclass", per_image=True)`` equals the batch mean of this with
+    ``from_logits=True``. A single channel is one class, the foreground.
+
+    Keras adapter of :func:`lossfns.lovasz_softmax_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``classes='present'``.
+
+    Options (defaults): ``include_background=True``, ``background_index=0``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='lovasz_softmax_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, classes: Literal["present", "all"] = 'present', *, include_background: bool = True, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'lovasz_softmax_loss', dtype: Any = None) -> None: ...
+
+class LovaszHingeLoss(RegistryLoss):
+    r"""Lovász hinge loss (Berman et al. 2018): binary, on logits.
+
+    .. math::
+        e_i = 1 - z_i\,(2 y_i - 1),\quad
+        L = \sum_k \max(e_{\pi(k)}, 0)\,(J_k - J_{k-1})
+
+    with ``π``, ``g`` and ``J`` as in :func:`lovasz_softmax_loss`. Every channel is an
+    independent binary task, sorted on its own, and the channels are averaged.
+    segmentation-models-pytorch ``LovaszLoss(mode="binary", per_image=True)`` equals the
+    batch mean of this on one channel (it sorts all channels of an image together).
+
+    Keras adapter of :func:`lossfns.lovasz_hinge_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): none.
+
+    Options (defaults): ``class_axis=-1``, ``from_logits=True``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='lovasz_hinge_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = True, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'lovasz_hinge_loss', dtype: Any = None) -> None: ...
+
+class BoundaryLoss(RegistryLoss):
+    r"""Boundary loss (Kervadec et al. 2019): the prediction weighted by signed distances.
+
+    .. math::
+        L = \frac{1}{|K|} \sum_{c \in K} \frac{\sum_i m_i\,\phi_{ic}\,p_{ic}}{\sum_i m_i}
+
+    ``K`` the kept classes, ``φ`` the signed distance of each element to the boundary of
+    class ``c`` in the ground truth (negative inside, from :func:`signed_distance_maps`).
+    The loss is linear in ``p`` and can be negative; combine it with a region loss (the
+    authors ramp its weight up while the region loss weight goes down). A single channel
+    is the foreground itself and is kept with ``include_background=False``. A fully masked
+    sample has loss 0.
+
+    Keras adapter of :func:`lossfns.boundary_loss`, which documents the formula, the shapes
+    and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): none.
+
+    Options (defaults): ``include_background=False``, ``background_index=0``,
+    ``class_axis=-1``, ``from_logits=False``, ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='boundary_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, *, include_background: bool = False, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'boundary_loss', dtype: Any = None) -> None: ...
+
+class ClDiceLoss(RegistryLoss):
+    r"""Soft clDice loss (Shit et al. 2021): the harmonic mean of topology precision and sensitivity.
+
+    .. math::
+        T_{prec} = \frac{\sum S(p)\,y + \epsilon}{\sum S(p) + \epsilon},\quad
+        T_{sens} = \frac{\sum S(y)\,p + \epsilon}{\sum S(y) + \epsilon},\quad
+        L = 1 - \frac{2\,T_{prec}\,T_{sens}}{T_{prec} + T_{sens}}
+
+    ``S`` the soft skeleton (:func:`soft_skeleton`, ``iterations`` erosions), taken per class
+    over the spatial axes (1-, 2- or 3-D); the sums run over the elements and the kept
+    classes of a sample (of the batch with ``batch=True``), weighted by the mask. A ratio
+    ``0/0`` (``ε = 0`` and no skeleton) counts as perfect. The authors' ``soft_cldice`` is
+    ours with ``batch=True``; MONAI's ``SoftclDiceLoss`` adds ``smooth = 1e-4`` to the
+    harmonic mean's denominator and keeps the background by default.
+
+    Keras adapter of :func:`lossfns.cldice_loss`, which documents the formula, the shapes
+    and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``iterations=3``, ``epsilon=1.0``.
+
+    Options (defaults): ``include_background=False``, ``background_index=0``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='cldice_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, iterations: int = 3, epsilon: float = 1.0, *, include_background: bool = False, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'cldice_loss', dtype: Any = None) -> None: ...
+
+class DiceClDiceLoss(RegistryLoss):
+    r"""Dice + soft clDice (Shit et al. 2021), as in the authors' ``soft_dice_cldice``.
+
+    .. math::
+        L = (1 - \alpha)\left(1 - \frac{2\sum y\,p + \epsilon}{\sum y + \sum p + \epsilon}\right)
+            + \alpha\,L_{clDice}
+
+    with the Dice sums over the same elements and kept classes as :func:`cldice_loss`
+    (one Dice over the kept classes together, not a mean of per-class Dice as MONAI's
+    ``SoftDiceclDiceLoss`` uses).
+
+    Keras adapter of :func:`lossfns.dice_cldice_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``alpha=0.5``, ``iterations=3``, ``epsilon=1.0``.
+
+    Options (defaults): ``include_background=False``, ``background_index=0``,
+    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
+    ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_cldice_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(self, alpha: float = 0.5, iterations: int = 3, epsilon: float = 1.0, *, include_background: bool = False, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_cldice_loss', dtype: Any = None) -> None: ...
