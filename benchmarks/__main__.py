@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from . import machine, report
-from .cases import CASE_NAMES, LOSS_NAMES
+from .cases import CASE_NAMES, DEFAULT_LOSS_NAMES, LOSS_NAMES
 from .contenders import CONTENDER_NAMES, CONTENDERS
 from .worker import FLOOR, gpu_name, thread_environment
 from .worker import run as run_in_process
@@ -110,7 +110,7 @@ def parse_args(argv=None):
     args.clock = args.clock or ("device" if cuda else "cpu")
     args.cases = _names(args.cases, CASE_NAMES, "cases")
     args.contenders = _names(args.contenders, CONTENDER_NAMES, "contenders")
-    args.losses = _names(args.losses, LOSS_NAMES, "losses")
+    args.losses = _names(args.losses, LOSS_NAMES, "losses") if args.losses else list(DEFAULT_LOSS_NAMES)
     args.warmup = 1 if args.warmup is None else args.warmup
     args.repeats = (1 if args.quick else 3) if args.repeats is None else args.repeats
     args.min_time = (0.0 if args.quick else 1.0) if args.min_time is None else args.min_time

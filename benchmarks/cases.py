@@ -101,8 +101,14 @@ LOSSES = (
     Loss("categorical_focal", "categorical_focal_loss", (("gamma", 2.0),), logits=True),
     Loss("binary_focal", "binary_focal_loss", (("alpha", 0.25), ("gamma", 2.0)), logits=True),
     Loss("unified_focal", "asymmetric_unified_focal_loss"),
+    # Structure-aware losses: measured against their one peer each, on request only
+    # (--losses lovasz_softmax,cldice), so the default run stays as it was.
+    Loss("lovasz_softmax", "lovasz_softmax_loss", logits=True),
+    Loss("cldice", "cldice_loss"),
 )
 LOSS_NAMES = tuple(loss.name for loss in LOSSES)
+STRUCTURE_LOSSES = ("lovasz_softmax", "cldice")
+DEFAULT_LOSS_NAMES = tuple(name for name in LOSS_NAMES if name not in STRUCTURE_LOSSES)
 REGION_LOSSES = ("dice", "tversky")
 
 

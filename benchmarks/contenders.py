@@ -17,9 +17,11 @@ import types
 from dataclasses import dataclass
 from typing import Callable
 
-from .cases import LOSS_NAMES, Loss
+from .cases import LOSS_NAMES, STRUCTURE_LOSSES, Loss
 
-ALL = LOSS_NAMES
+#: The losses every lossfns contender and most peers have (the structure losses run on
+#: lossfns_torch and their own peer only).
+ALL = tuple(name for name in LOSS_NAMES if name not in STRUCTURE_LOSSES)
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ def _monai(loss, inputs):
         fn = losses.FocalLoss(to_onehot_y=sparse, gamma=kw["gamma"], use_softmax=True)
     elif loss.name == "binary_focal":
         fn = losses.FocalLoss(to_onehot_y=sparse, gamma=kw["gamma"], alpha=kw["alpha"])
+    elif loss.name == "cldice":  # our defaults: 3 iterations, smoothing 1, background dropped
+        fn = losses.SoftclDiceLoss(iter_=3, include_background=False, to_onehot_y=sparse)
     else:  # binary only in MONAI: it computes on every channel but uses channels 0 and 1
         fn = losses.AsymmetricUnifiedFocalLoss(to_onehot_y=sparse, num_classes=classes,
                                                weight=0.5, delta=0.6, gamma=0.5)
@@ -164,6 +168,9 @@ def _smp(loss, inputs):
         fn = losses.DiceLoss(mode, from_logits=False, smooth=1e-5)
     elif loss.name == "tversky":
         fn = losses.TverskyLoss(mode, from_logits=False, smooth=1e-5, alpha=kw["alpha"], beta=kw["beta"])
+    elif loss.name == "lovasz_softmax":  # per image on logits, integer labels (argmax in the step)
+        fn = losses.LovaszLoss("multiclass", per_image=True)
+        return (lambda x, t: fn(x, t)) if inputs.case.sparse else (lambda x, t: fn(x, t.argmax(1)))
     else:  # binary_focal: smp's FocalLoss is the sigmoid focal loss on logits
         fn = losses.FocalLoss(mode, alpha=kw["alpha"], gamma=kw["gamma"])
     return lambda x, t: fn(x, t)
@@ -210,7 +217,7 @@ def _floor(loss, inputs):
 
 
 CONTENDERS = {c.name: c for c in (
-    Contender("lossfns_torch", "torch", ALL, _lossfns_core, ("torch",), "lossfns core, torch eager"),
+    Contender("lossfns_torch", "torch", ALL + STRUCTURE_LOSSES, _lossfns_core, ("torch",), "lossfns core, torch eager"),
     Contender("lossfns_compile", "torch", ALL, _lossfns_torch_compile, ("torch",),
               "lossfns core under torch.compile(fullgraph=True)"),
     Contender("lossfns_jax", "jax", ALL, _lossfns_core, ("jax",), "lossfns core under jax.jit"),
@@ -220,9 +227,10 @@ CONTENDERS = {c.name: c for c in (
               "lossfns.adapters.torch modules, eager"),
     Contender("keras_adapter", "tensorflow", ALL, _keras_adapter, ("keras", "lossfns.adapters.keras"),
               "lossfns.adapters.keras losses (TensorFlow backend) under tf.function"),
-    Contender("monai", "torch", ALL, _monai, ("monai",), "MONAI DiceLoss/TverskyLoss/FocalLoss/AsymmetricUnifiedFocalLoss"),
-    Contender("smp", "torch", ("dice", "tversky", "binary_focal"), _smp, ("segmentation_models_pytorch",),
-              "segmentation-models-pytorch DiceLoss/TverskyLoss/FocalLoss"),
+    Contender("monai", "torch", ALL + ("cldice",), _monai, ("monai",),
+              "MONAI DiceLoss/TverskyLoss/FocalLoss/AsymmetricUnifiedFocalLoss/SoftclDiceLoss"),
+    Contender("smp", "torch", ("dice", "tversky", "binary_focal", "lovasz_softmax"), _smp,
+              ("segmentation_models_pytorch",), "segmentation-models-pytorch DiceLoss/TverskyLoss/FocalLoss/LovaszLoss"),
     Contender("keras", "tensorflow", ("dice", "tversky", "categorical_focal"), _keras, ("keras",),
               "Keras 3 Dice/Tversky/CategoricalFocalCrossentropy under tf.function"),
     Contender("naive", "torch", ALL, _naive, ("torch",), "plain torch from the papers' formulas"),
@@ -235,9 +243,11 @@ PEER_NOTES = {
     "monai": "dice: DiceLoss(smooth 2e-5); tversky: TverskyLoss(α=0.3, β=0.7); categorical_focal: "
              "FocalLoss(use_softmax=True); binary_focal: FocalLoss (sigmoid); unified_focal: "
              "AsymmetricUnifiedFocalLoss (binary-only in MONAI: it runs on all C channels but uses "
-             "channels 0-1); sparse labels via to_onehot_y=True.",
+             "channels 0-1); cldice: SoftclDiceLoss(iter_=3, include_background=False; its smooth=1e-4 in "
+             "the harmonic mean is the only difference); sparse labels via to_onehot_y=True.",
     "smp": "DiceLoss/TverskyLoss(from_logits=False), FocalLoss (sigmoid on logits); mode 'multilabel' "
-           "for one-hot targets, 'multiclass' for integer labels.",
+           "for one-hot targets, 'multiclass' for integer labels; lovasz_softmax: "
+           "LovaszLoss('multiclass', per_image=True) on logits, one-hot targets argmax-ed in the step.",
     "keras": "Dice, Tversky(alpha=β, beta=α: Keras swaps the names), CategoricalFocalCrossentropy"
              "(from_logits=True); integer labels are one-hot encoded inside the step.",
     "naive": "one temporary per term, float one-hot targets (one_hot inside the step for labels).",

@@ -103,6 +103,9 @@ def targets(data) -> list[dict]:
             add("CE family ≤ 0.6× MONAI", case, loss, t.ratio(case, loss, BASE, base="monai"), 0.6)
             add("CE family ≤ 4× floor", case, loss, t.floor_ratio(case, loss), 4.0)
             add("CE family peak ≤ 2× floor's", case, loss, peak_over_floor(case, loss), 2.0)
+        add("Lovász-Softmax eager ≤ 0.8× smp", case, "lovasz_softmax",
+            t.ratio(case, "lovasz_softmax", BASE, base="smp"), 0.8)
+        add("clDice eager ≤ 1.0× MONAI", case, "cldice", t.ratio(case, "cldice", BASE, base="monai"), 1.0)
         for loss in t.losses:
             for other in COMPILED_FRAMEWORKS:
                 add("jax/tf ≤ 1.5× torch eager", case, loss, t.ratio(case, loss, other), 1.5, other)
