@@ -10,11 +10,25 @@ mask, ``ignore_index``) is :func:`reference_region.prepare_reference`.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
 import numpy as np
+import pytest
+from conftest import BACKENDS
 from reference_region import prepare_reference
+
+#: float32 runs on these; every library runs every case in float64.
+FLOAT32_BACKENDS = ("numpy", "torch")
+
+
+def backend_cases(cases):
+    """``(backend, case, dtype)`` parameters: every case in float64 on the five array
+    libraries, and in float32 on :data:`FLOAT32_BACKENDS` (JAX compiles every op anew per
+    dtype and shape, which is where the time of these tests went)."""
+    return ([pytest.param(b, c, np.float64, id=f"{b}-{c}-float64") for b in BACKENDS for c in cases]
+            + [pytest.param(b, c, np.float32, id=f"{b}-{c}-float32") for b in FLOAT32_BACKENDS for c in cases])
 
 
 def kept_classes(num_classes, include_background, background_index):
@@ -29,6 +43,22 @@ def _sets(*arrays, batch):
     if batch:
         return [arrays]
     return [tuple(a[b] for a in arrays) for b in range(arrays[0].shape[0])]
+
+
+def call_loss(xp, fn, y_true, y_pred, mask, dtype=np.float64, **options):
+    """``fn`` on backend ``xp`` (a conftest ``Backend``), float inputs in ``dtype``, as NumPy.
+
+    JAX runs the call under one ``jax.jit``: eager JAX compiles every primitive for every
+    new shape, several times slower for the many small operations of these losses.
+    """
+    def convert(a):
+        return None if a is None else xp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None)
+
+    if xp.name == "jax":
+        import jax
+
+        fn, options = jax.jit(functools.partial(fn, **options)), {}
+    return xp.to_numpy(fn(convert(y_true), convert(y_pred), mask=convert(mask), **options))
 
 
 # --- Lovász (SPEC §16) ------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-from reference_structure import boundary_reference, signed_distance_reference
+from conftest import load_backend
+from reference_structure import backend_cases, boundary_reference, signed_distance_reference
 
 import lossfns
 
@@ -166,9 +167,9 @@ def _call(xp, maps, y_pred, mask, dtype=np.float64, **options):
     return xp.to_numpy(lossfns.boundary_loss(convert(maps), convert(y_pred), mask=convert(mask), **options))
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize("case", list(CASES))
-def test_matches_reference(xp, case, dtype):
+@pytest.mark.parametrize("backend,case,dtype", backend_cases(CASES))
+def test_matches_reference(backend, case, dtype):
+    xp = load_backend(backend)
     maps, y_pred, mask, options = _case(case)
     expected = boundary_reference(maps, y_pred, mask=mask, **options)
     got = _call(xp, maps, y_pred, mask, dtype, **options)
