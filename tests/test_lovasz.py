@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import sys
-import types
-
 import numpy as np
 import pytest
 from conftest import load_backend
+from peers_import import smp_losses
 from reference_region import random_inputs
 from reference_structure import (
     backend_cases,
@@ -160,26 +156,11 @@ def test_batch_is_one_set_not_a_mean():
 # --- segmentation-models-pytorch ---------------------------------------------------------------
 
 
-def _smp_losses():
-    """``segmentation_models_pytorch.losses`` without the package ``__init__`` (the model zoo)."""
-    pytest.importorskip("torch")
-    name = "segmentation_models_pytorch"
-    if f"{name}.losses" not in sys.modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None:
-            pytest.skip("segmentation-models-pytorch is not installed (pip install --no-deps)")
-        if name not in sys.modules:
-            parent = types.ModuleType(name)
-            parent.__path__ = list(spec.submodule_search_locations)
-            sys.modules[name] = parent
-    return importlib.import_module(f"{name}.losses")
-
-
 @pytest.mark.parametrize("ignore_index", [None, 255])
 @pytest.mark.parametrize("per_image", [True, False])
 def test_smp_multiclass_matches(per_image, ignore_index):
     torch = pytest.importorskip("torch")
-    losses = _smp_losses()
+    losses = smp_losses()
     y_true, logits, _, _ = _inputs({"spatial": (6, 7), "labels": "sparse", "num_classes": 4,
                                     "ignore_index": ignore_index}, 6, logits=True)
     logits = logits.astype(np.float32)  # smp's _lovasz_grad computes in float32
@@ -192,7 +173,7 @@ def test_smp_multiclass_matches(per_image, ignore_index):
 
 def test_smp_binary_matches_on_one_channel():
     torch = pytest.importorskip("torch")
-    losses = _smp_losses()
+    losses = smp_losses()
     y_true, logits, _, _ = _inputs({"spatial": (6, 7), "labels": "sparse", "num_classes": 1}, 7, logits=True)
     logits = logits.astype(np.float32)
     smp = losses.LovaszLoss("binary", per_image=True)
@@ -204,7 +185,7 @@ def test_smp_binary_matches_on_one_channel():
 def test_smp_binary_sorts_channels_together_we_do_not():
     """smp's binary mode on several channels mixes them in one sort (SPEC §16 keeps them apart)."""
     torch = pytest.importorskip("torch")
-    losses = _smp_losses()
+    losses = smp_losses()
     y_true, logits, _, _ = _inputs({"spatial": (6, 7), "num_classes": 2}, 8, logits=True)
     logits = logits.astype(np.float32)
     smp = losses.LovaszLoss("binary", per_image=True)
