@@ -48,17 +48,20 @@ LABEL_CLASSES = ("DiceLoss", "CategoricalCrossentropy", "BinaryCrossentropy",
                  "AsymmetricUnifiedFocalLoss")
 
 
-def make_inputs(case: str, seed: int = 0):
-    """``(y_true, y_pred)`` as float64/int32 NumPy arrays, channels-last."""
+def make_inputs(case: str, seed: int = 0, spec=None):
+    """``(y_true, y_pred)`` as float64/int32 NumPy arrays, channels-last.
+
+    With a ``spec``, what that loss takes: signed distances for a loss whose first argument
+    is ``distance_maps``, and logits for a logits-only loss, whatever the case.
+    """
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(BATCH, HEIGHT, WIDTH, CLASSES))
     labels = rng.integers(0, CLASSES, size=(BATCH, HEIGHT, WIDTH)).astype(np.int32)
-    if case == "logits":
-        return labels, logits
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    if case == "dense":
-        return np.eye(CLASSES)[labels], probs
-    return labels, probs
+    y_pred = logits if case == "logits" or (spec is not None and spec.logits_only) else probs
+    if spec is not None and spec.target_kind == "distance_maps":
+        return rng.normal(size=logits.shape), y_pred
+    return (np.eye(CLASSES)[labels] if case == "dense" else labels), y_pred
 
 
 def make_weights(seed: int = 1):
@@ -68,14 +71,18 @@ def make_weights(seed: int = 1):
 
 
 def changed_hyperparameters(spec) -> dict:
-    """Every numeric hyperparameter at 0.8 times its default (which keeps it in range).
+    """Every float hyperparameter at 0.8 times its default (which keeps it in range), every
+    int one (a count) one above it.
 
     Choices such as ``weighting="square"`` and ``None`` defaults are left at their default.
     """
-    return {
-        h.name: h.default * 0.8 for h in spec.hyperparameters
-        if isinstance(h.default, (int, float)) and not isinstance(h.default, bool)
-    }
+    changed = {}
+    for h in spec.hyperparameters:
+        if isinstance(h.default, float):
+            changed[h.name] = h.default * 0.8
+        elif isinstance(h.default, int) and not isinstance(h.default, bool):
+            changed[h.name] = h.default + 1  # counts such as clDice's iterations
+    return changed
 
 
 def _gradient(keras, fn, y_pred):
@@ -138,7 +145,7 @@ def check_values(keras, adapter) -> dict:
     per_sample_weight, element_weight = make_weights()
 
     def entry(cls, case):
-        y_true, y_pred = make_inputs(case)
+        y_true, y_pred = make_inputs(case, spec=cls.spec)
         options = CASES[case]
         loss = cls(dtype="float64", **options)
 
@@ -167,9 +174,8 @@ def check_configs(keras, adapter) -> dict:
     """Round trips of a loss built with non-default arguments, per class."""
     from lossfns import registry
 
-    y_true, y_pred = make_inputs("sparse")
-
     def entry(cls, changed):
+        y_true, y_pred = make_inputs("sparse", spec=cls.spec)
         loss = cls(**changed)
         config = loss.get_config()
         revived = keras.losses.deserialize(json.loads(json.dumps(keras.losses.serialize(loss))))

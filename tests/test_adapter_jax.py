@@ -30,7 +30,7 @@ RTOL, ATOL = 1e-10, 1e-12  # float64 (SPEC §9)
 @SPECS
 @pytest.mark.parametrize("case", ["dense", "sparse"])  # logits: in the gradient test
 def test_value_is_the_core_value(spec, case):
-    y_true, y_pred = make_inputs(case)
+    y_true, y_pred = make_inputs(case, spec=spec)
     expected = spec.function(y_true, y_pred, **CASES[case])
     actual = getattr(adapter, spec.name)(jnp.asarray(y_pred), jnp.asarray(y_true), **CASES[case])
     assert actual.shape == (y_pred.shape[0],) and actual.dtype == jnp.float64
@@ -41,7 +41,7 @@ def test_value_is_the_core_value(spec, case):
 def test_hyperparameters_options_and_mask_reach_the_core(spec):
     changed = changed_hyperparameters(spec)
     _, element_weight = make_weights()
-    y_true, y_pred = make_inputs("sparse")
+    y_true, y_pred = make_inputs("sparse", spec=spec)
     expected = spec.function(y_true, y_pred, mask=element_weight, batch=True, **changed)
     actual = getattr(adapter, spec.name)(
         jnp.asarray(y_pred), jnp.asarray(y_true), mask=jnp.asarray(element_weight), batch=True, **changed
@@ -78,9 +78,10 @@ def test_generated_functions():
 @SPECS
 def test_value_and_gradient_from_logits_match_torch(spec):
     torch = pytest.importorskip("torch")
-    y_true, logits = make_inputs("logits")
+    y_true, logits = make_inputs("logits", spec=spec)
     reference = torch.tensor(logits, requires_grad=True)
-    expected = spec.function(torch.from_numpy(y_true.astype(np.int64)), reference, from_logits=True)
+    target = y_true if y_true.dtype.kind == "f" else y_true.astype(np.int64)  # distance maps stay float
+    expected = spec.function(torch.from_numpy(target), reference, from_logits=True)
     expected.sum().backward()
     function = getattr(adapter, spec.name)
     value, grad = jax.value_and_grad(
@@ -93,7 +94,7 @@ def test_value_and_gradient_from_logits_match_torch(spec):
 @SPECS
 def test_vmap_over_a_leading_axis(spec):
     function = getattr(adapter, spec.name)
-    inputs = [make_inputs("sparse", seed) for seed in (0, 1)]
+    inputs = [make_inputs("sparse", seed, spec=spec) for seed in (0, 1)]
     targets = jnp.stack([jnp.asarray(t) for t, _ in inputs])
     predictions = jnp.stack([jnp.asarray(p) for _, p in inputs])
     mapped = jax.vmap(function)(predictions, targets)

@@ -63,7 +63,7 @@ def entry_of(section: dict, key: str) -> dict:
 def torch_gradient(spec, case, options):
     """Gradient of the mean per-sample core loss with respect to ``y_pred``, by PyTorch."""
     torch = pytest.importorskip("torch")
-    y_true, y_pred = check.make_inputs(case)
+    y_true, y_pred = check.make_inputs(case, spec=spec)
     y_pred = torch.tensor(y_pred, requires_grad=True)
     y_true = torch.from_numpy(y_true.astype(np.int64) if y_true.dtype.kind == "i" else y_true)
     spec.function(y_true, y_pred, **options).mean().backward()
@@ -81,7 +81,7 @@ def test_values_reductions_weights_and_gradient(report, spec, class_name):
     entry = entry_of(report["values"], class_name)
     case = entry["case"]
     options = check.CASES[case]
-    y_true, y_pred = check.make_inputs(case)
+    y_true, y_pred = check.make_inputs(case, spec=spec)
     per_sample = np.asarray(spec.function(y_true, y_pred, **options))
     weights, element_weight = check.make_weights()
     masked = np.asarray(spec.function(y_true, y_pred, mask=element_weight, **options))
@@ -106,7 +106,7 @@ def test_config_round_trip(report, spec, class_name):
     assert entry["config"] == {**changed, **options}
     assert entry["from_config"] and entry["deserialized_config"]
     assert entry["deserialized_class"] == class_name
-    y_true, y_pred = check.make_inputs("sparse")
+    y_true, y_pred = check.make_inputs("sparse", spec=spec)
     expected = float(spec.function(y_true, y_pred, batch=True, **changed))
     np.testing.assert_allclose(entry["value"], expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(entry["revived_value"], expected, rtol=RTOL, atol=ATOL)

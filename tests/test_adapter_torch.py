@@ -43,14 +43,14 @@ def channels_first(y_true, y_pred):
 
 def core_values(spec, case, **arguments):
     """Per-sample core values of a case, channels-last NumPy."""
-    y_true, y_pred = make_inputs(case)
+    y_true, y_pred = make_inputs(case, spec=spec)
     return np.asarray(spec.function(y_true, y_pred, **CASES[case], **arguments))
 
 
 @SPECS
 @pytest.mark.parametrize("case", CASES)
 def test_value_is_core_then_reduction(spec, case):
-    target, input = channels_first(*make_inputs(case))
+    target, input = channels_first(*make_inputs(case, spec=spec))
     expected = core_values(spec, case)
     cls = getattr(adapter, spec.class_name)
     per_sample = cls(reduction="none", **CASES[case])(input, target)
@@ -66,7 +66,7 @@ def test_value_is_core_then_reduction(spec, case):
 def test_hyperparameters_options_and_mask_reach_the_core(spec):
     changed = changed_hyperparameters(spec)
     _, element_weight = make_weights()
-    y_true, y_pred = make_inputs("sparse")
+    y_true, y_pred = make_inputs("sparse", spec=spec)
     expected = spec.function(y_true, y_pred, mask=element_weight, batch=True, **changed)
     target, input = channels_first(y_true, y_pred)
     module = getattr(adapter, spec.class_name)(batch=True, reduction="none", **changed)
@@ -151,7 +151,7 @@ def test_hyperparameters_are_keyword_only():
 @SPECS
 def test_compiles_without_graph_breaks(spec):
     torch._dynamo.reset()
-    target, input = channels_first(*make_inputs("sparse"))
+    target, input = channels_first(*make_inputs("sparse", spec=spec))
     module = getattr(adapter, spec.class_name)()
     compiled = torch.compile(module, fullgraph=True, backend="eager")
     np.testing.assert_allclose(compiled(input, target).item(), module(input, target).item(), rtol=RTOL)
@@ -174,8 +174,8 @@ def test_compiled_backward_matches_eager(class_name):
 @SPECS
 def test_autocast_bfloat16(spec):
     torch.manual_seed(0)
-    target, _ = channels_first(*make_inputs("sparse"))
-    features = torch.randn(target.shape[0], 4, *target.shape[1:])
+    target, input = channels_first(*make_inputs("sparse", spec=spec))
+    features = torch.randn(input.shape[0], 4, *input.shape[2:])
     layer = torch.nn.Conv2d(4, 3, 1)
     module = getattr(adapter, spec.class_name)(from_logits=True)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -200,7 +200,7 @@ def test_integer_target_dtypes(dtype):
 def test_gradient_matches_jax(spec):
     jax = pytest.importorskip("jax")
     jax.config.update("jax_enable_x64", True)
-    y_true, logits = make_inputs("logits")
+    y_true, logits = make_inputs("logits", spec=spec)
     reference = jax.grad(
         lambda p: spec.function(jax.numpy.asarray(y_true), p, from_logits=True).sum()
     )(jax.numpy.asarray(logits))
