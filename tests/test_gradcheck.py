@@ -58,6 +58,15 @@ def interior_inputs(config: str, seed: int):
 def loss_inputs(spec, config: str):
     y_true, y_pred, mask, options, region = interior_inputs(config, seed=len(spec.name) * 7 + len(config))
     kwargs = dict(options, **(region if spec.family == "region" else {}))
+    rng = np.random.default_rng(len(config))
+    if spec.logits_only:  # the Lovász hinge: y_pred holds logits in every configuration
+        kwargs["from_logits"] = kwargs["from_logits"] or True
+    if spec.target_kind == "distance_maps":  # the boundary loss: signed distances, not labels
+        y_true = rng.normal(scale=2.0, size=y_pred.shape)
+    if spec.family == "cldice" and y_true.dtype.kind == "f":
+        # The skeleton of 0/1 labels is full of min/max ties, where it has no derivative in
+        # the labels: move them inside (0, 1), away from ties.
+        y_true = np.abs(y_true - rng.uniform(0.05, 0.3, size=y_true.shape))
     return y_true, y_pred, mask, kwargs
 
 
