@@ -30,7 +30,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lossfns.registry import LOSSES
+from lossfns.registry import LOSSES as REGISTERED
+
+#: The property strategies know the SPEC ranges of these families; the newest losses
+#: (Generalized Dice, MCC, Lovász, boundary, clDice) are covered by their own suites'
+#: edge grids and references, not yet by these strategies.
+LOSSES = tuple(s for s in REGISTERED
+               if s.family not in {"generalized_dice", "mcc", "lovasz", "boundary", "cldice"})
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -265,12 +271,15 @@ def test_values_and_gradients_are_finite(case):
 def _upper_bound(case) -> float:
     """1 for Tversky-type losses; ``Σ w`` over kept classes for weighted averages with weights."""
     kw = case.kwargs
+    if case.spec.logits_only:
+        return np.inf  # the Lovász hinge grows with the margin errors
+    scale = 2.0 if case.spec.name == "mcc_loss" else 1.0  # 1 − MCC with MCC in [−1, 1]
     if kw.get("average") != "weighted" or kw.get("class_weights") is None:
-        return 1.0
+        return scale
     weights = list(kw["class_weights"])
     if not kw["include_background"]:
         del weights[kw["background_index"]]
-    return sum(weights)
+    return scale * sum(weights)
 
 
 @PROFILE
