@@ -351,8 +351,13 @@ def test_eval_npy_matches_core(tmp_path):
     np.save(tmp_path / "t.npy", y_true)
     np.save(tmp_path / "p.npy", y_pred)
     document = eval_json("--y-true", tmp_path / "t.npy", "--y-pred", tmp_path / "p.npy")
-    assert set(document["losses"]) == {s.name for s in registry.LOSSES}  # all losses by default
-    assert_matches_core(document, y_true, y_pred, [s.name for s in registry.LOSSES])
+    # All losses by default; those that take signed distance maps, not labels, say why they skipped.
+    label_losses = [s.name for s in registry.LOSSES if s.target_kind == "labels"]
+    map_losses = {s.name for s in registry.LOSSES if s.target_kind == "distance_maps"}
+    assert set(document["losses"]) == set(label_losses)
+    assert set(document["skipped"]) == map_losses and map_losses
+    assert all("distance_maps" in why for why in document["skipped"].values())
+    assert_matches_core(document, y_true, y_pred, label_losses)
     assert document["y_pred"]["shape"] == [3, 6, 5, 4]
 
 

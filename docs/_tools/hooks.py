@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 TOOLS = Path(__file__).resolve().parent
@@ -60,6 +61,9 @@ def stage_import_tree(destination: Path = IMPORT_TREE) -> Path:
     return destination
 
 
+# Before every plugin: mkdocstrings drops a search path that does not exist when it configures
+# itself, and on a fresh clone the tree is not there yet.
+@event_priority(100)
 def on_config(config):
     stage_import_tree()
     nav = config.nav or []
