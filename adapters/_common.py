@@ -52,6 +52,19 @@ def resolve(spec: LossSpec, defaults: dict, given: dict) -> dict:
     return check_options(spec.validate(**values))
 
 
+def check_distributed(spec: LossSpec, argument: str, value, *, batch: bool, unit: str) -> None:
+    """Refuse a replica group (``process_group``/``axis_name``) the loss cannot use: the
+    statistics are summed only for a batch loss, and only an additive loss has them."""
+    if value is None:
+        return
+    if not spec.additive:
+        raise ValueError(f"{argument} cannot be used with {spec.name}: the loss is not additive over "
+                         f"{unit}s (it sorts the errors of the whole batch), got {argument}={value!r}")
+    if not batch:
+        raise ValueError(f"{argument} needs batch=True: per-sample losses are local to each {unit} "
+                         f"(got {argument}={value!r}, batch=False)")
+
+
 def hashable(value):
     """Lists (and arrays) become tuples, recursively, so a value can be a static jit argument."""
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):

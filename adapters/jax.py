@@ -47,11 +47,7 @@ def _make_function(spec: LossSpec, name: str):
 
     def loss(predictions, targets, *, mask=None, axis_name=None, **options):
         values = _common.resolve(spec, defaults, options)
-        if axis_name is not None and not values["batch"]:
-            raise ValueError(
-                f"axis_name needs batch=True: per-sample losses are local to each shard "
-                f"(got axis_name={axis_name!r}, batch=False)"
-            )
+        _common.check_distributed(spec, "axis_name", axis_name, batch=values["batch"], unit="shard")
         if values["validate"]:
             # Inside the compiled function every array is a tracer and the data checks are
             # skipped; run them here, eagerly, while the arrays are concrete (a no-op when

@@ -107,11 +107,7 @@ class LossModule(torch.nn.Module):
             raise TypeError(f"{type(self).__name__} is abstract; use one of the generated loss classes")
         values = _common.resolve(spec, _common.parameter_defaults(spec, **TORCH_OPTION_DEFAULTS), arguments)
         self.reduction = _common.check_reduction(reduction)
-        if process_group is not None and not values["batch"]:
-            raise ValueError(
-                "process_group needs batch=True: per-sample losses are local to each rank "
-                f"(got process_group={process_group!r}, batch=False)"
-            )
+        _common.check_distributed(spec, "process_group", process_group, batch=values["batch"], unit="rank")
         self.process_group = process_group
         self._group_sum = None if process_group is None else _group_sum(process_group)
         self._argument_names = tuple(values)

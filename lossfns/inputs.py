@@ -60,6 +60,11 @@ class PreparedInputs:
         return self._probs
 
     @property
+    def sigmoid_logits(self):
+        """The logits in the compute dtype with ``from_logits="sigmoid"``, else ``None``."""
+        return self._sigmoid_logits
+
+    @property
     def dtype(self):
         return self._reference.dtype
 

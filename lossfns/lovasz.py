@@ -213,7 +213,7 @@ def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=N
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits="sigmoid", mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate, binary_loss=True)
     xp = inputs.xp
-    logits = inputs._sigmoid_logits  # the cast logits; PreparedInputs has no public name for them yet
+    logits = inputs.sigmoid_logits
     one, zero = inputs.constant(1.0), inputs.constant(0.0)
     if inputs.target is not None:
         y = inputs.target

@@ -487,6 +487,15 @@ def test_jax_axis_name_needs_batch():
         build("jax", BY_NAME["f1_loss"], axis_name="devices")
 
 
+@pytest.mark.parametrize("name", ["lovasz_softmax_loss", "lovasz_hinge_loss"])
+def test_replica_group_refused_for_a_non_additive_loss(name):
+    # Refused when the object or call is made, not at the first distributed step.
+    with raises(ValueError, "process_group", "additive"):
+        build("torch", BY_NAME[name], process_group=object(), batch=True)
+    with raises(ValueError, "axis_name", "additive"):
+        build("jax", BY_NAME[name], axis_name="devices", batch=True)
+
+
 def test_keras_confusion_loss_is_abstract():
     keras_adapter = adapter("keras")
     with pytest.raises(TypeError, match="ConfusionLoss"):
