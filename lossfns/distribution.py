@@ -23,13 +23,16 @@ def class_constants(num_classes: int, background: int, *, background_value: floa
 
 def _per_label(inputs: PreparedInputs, values: Sequence[float]):
     """``values[label]`` per element for sparse labels, without a one-hot."""
+    # Compared with == only (no set, no hashing): under torch.compile the values may be
+    # symbolic floats, which compare (Dynamo guards on the outcome) but do not hash.
     xp = inputs.xp
-    distinct = set(values)
-    if len(distinct) == 1:
-        return inputs.constant(values[0])
-    if len(distinct) == 2:  # background vs rare: a where on the labels, element-sized
-        minority = min(distinct, key=values.count)
-        majority = (distinct - {minority}).pop()
+    first = values[0]
+    others = [value for value in values if not value == first]
+    if not others:
+        return inputs.constant(first)
+    if all(value == others[0] for value in others):  # background vs rare: a where on the labels
+        rare_first = len(others) > len(values) - len(others)  # the value fewer classes hold
+        minority, majority = (first, others[0]) if rare_first else (others[0], first)
         chosen = None
         for c, value in enumerate(values):
             if value == minority:
@@ -66,7 +69,7 @@ def _dense_focal_terms(inputs: PreparedInputs, target, *, class_weights: Sequenc
     terms = cross_entropy
     if gamma != 0:
         terms = terms * nx.guarded_power(xp, inputs.complement, gamma, clamp=False)
-    if len(set(class_weights)) > 1:
+    if any(not w == class_weights[0] for w in class_weights):  # == only: see _per_label
         terms = terms * inputs.class_vector(class_weights)
     elif class_weights[0] != 1.0:
         terms = terms * inputs.constant(class_weights[0])

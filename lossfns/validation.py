@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import numbers
 from collections.abc import Sequence
 
@@ -27,7 +26,7 @@ def check_real(name: str, value) -> float:
     if not _is_real_number(value):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value):
+    if not value - value == 0:  # NaN and ±inf; math.isfinite cannot read a compiler's symbolic float
         raise ValueError(f"{name} must be a finite number, got {value}")
     return value
 

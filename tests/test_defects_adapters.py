@@ -183,6 +183,32 @@ def test_torch_compile_fullgraph_of_more_than_eight_classes_in_one_process():
                                    rtol=1e-12, err_msg=name)
 
 
+# Two instances of one class with different float hyperparameters: the second compile makes
+# Dynamo read the changed float as a symbolic value, which the checks and the per-class
+# constants used to hash or pass to math.isfinite (the compile failed).
+SECOND_VALUES = [
+    ("AsymmetricFocalLoss", {"delta": 0.7}, {"delta": 0.4}, "sparse"),   # per-label constants
+    ("FocalTverskyLoss", {"gamma": 0.75}, {"gamma": 0.5}, "sparse"),      # fractional power
+    ("CategoricalFocalLoss", {"alpha": [0.2, 0.3, 0.5]}, {"alpha": [0.25, 0.3, 0.45]}, "dense"),
+]
+
+
+@pytest.mark.parametrize("name,first,second,labels", SECOND_VALUES, ids=[c[0] for c in SECOND_VALUES])
+def test_torch_compile_second_instance_with_another_float(name, first, second, labels):
+    torch = pytest.importorskip("torch")
+    adapter = pytest.importorskip("lossfns.adapters.torch")
+    sparse, probs = sparse_case()
+    classes = probs.shape[-1]
+    target = torch.from_numpy(sparse if labels == "sparse" else np.moveaxis(np.eye(classes)[sparse], -1, 1).copy())
+    inputs = torch.from_numpy(np.moveaxis(probs, -1, 1).copy())
+    torch._dynamo.reset()
+    for arguments in (first, second):
+        module = getattr(adapter, name)(**arguments)
+        compiled = torch.compile(module, fullgraph=True, backend="eager")
+        np.testing.assert_allclose(compiled(inputs, target).item(), module(inputs, target).item(),
+                                   rtol=1e-12, err_msg=f"{name}({arguments})")
+
+
 def test_generated_forward_keeps_its_signature_and_documentation():
     adapter = pytest.importorskip("lossfns.adapters.torch")
     import inspect
