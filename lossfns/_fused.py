@@ -40,7 +40,9 @@ _FUNCTION = None  # the autograd.Function, built on first use (lossfns imports n
 
 def confusion_sums(xp, probs, *, target, labels, weights, reduce_axes, class_axis, soft_label):
     """``(tp, predicted, actual)`` per kept axis through the fused torch path, or ``None``."""
-    if soft_label or not reduce_axes or not type(probs).__module__.startswith("torch"):
+    from array_api_compat import is_torch_namespace
+
+    if soft_label or not reduce_axes or not is_torch_namespace(xp):
         return None  # with no reduced axis torch's sum(dim=()) would sum everything
     if probs.device.type != "cpu":
         return None  # measured on an H200: host-bound there, the extra Python costs more

@@ -113,12 +113,13 @@ def sigmoid(xp, z):
 def log_softmax(xp, z, axis: int):
     """Max-shifted ``z - logsumexp(z)`` along ``axis``.
 
-    A tensor with its own fused ``log_softmax`` method (PyTorch) uses it: same formula,
-    one kernel instead of five full-size passes. No framework is imported for that.
+    PyTorch's own fused ``log_softmax`` is used there: same formula, one kernel instead of
+    five full-size passes. No framework is imported for that.
     """
-    fused = getattr(z, "log_softmax", None)
-    if fused is not None:  # no callable() here: torch.compile cannot trace it
-        return fused(axis)
+    from array_api_compat import is_torch_namespace
+
+    if is_torch_namespace(xp):
+        return z.log_softmax(axis)
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
