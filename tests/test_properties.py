@@ -32,11 +32,10 @@ from hypothesis import strategies as st
 
 from lossfns.registry import LOSSES as REGISTERED
 
-#: The property strategies know the SPEC ranges of these families; the newest losses
-#: (Generalized Dice, MCC, Lovász, boundary, clDice) are covered by their own suites'
-#: edge grids and references, not yet by these strategies.
-LOSSES = tuple(s for s in REGISTERED
-               if s.family not in {"generalized_dice", "mcc", "lovasz", "boundary", "cldice"})
+#: The property strategies know the SPEC ranges of these families; the structure losses
+#: (Lovász, boundary, clDice) are covered by their own suites' edge grids and references:
+#: their inputs (logits only, distance maps, morphology on a grid) need their own strategies.
+LOSSES = tuple(s for s in REGISTERED if s.family not in {"lovasz", "boundary", "cldice"})
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -73,6 +72,8 @@ def hyperparameter_values(spec, name: str, num_channels: int):
         return st.sampled_from([0.0, 1e-7, 1e-5, 1e-2]) | st.floats(1e-12, 0.1)
     if name in ("delta", "weight") or (spec.name == "combo_loss" and name in ("alpha", "beta")):
         return unit
+    if name == "weighting":  # Generalized Dice
+        return st.sampled_from(["square", "simple", "uniform"])
     if name == "label_smoothing":  # SPEC §15
         return unit
     if name in ("ce_weight", "dice_weight", "focal_weight"):  # SPEC §12: >= 0
@@ -229,8 +230,9 @@ def cases(draw, specs=LOSSES, min_classes=1, shapes=None):
                                                     max_size=num_classes))
         kwargs["include_background"] = num_classes == 1 or draw(st.booleans())
     if "background_index" in options:
-        # Region losses and the Dice part of §12 see one channel as one class.
-        classes_seen = num_classes if spec.family in ("region", "dice_ce") else num_channels
+        # Region-type losses and the Dice part of §12 see one channel as one class.
+        one_channel_one_class = ("region", "dice_ce", "generalized_dice", "mcc")
+        classes_seen = num_classes if spec.family in one_channel_one_class else num_channels
         kwargs["background_index"] = draw(st.integers(-classes_seen, classes_seen - 1))
     for h in spec.hyperparameters:
         kwargs[h.name] = draw(hyperparameter_values(spec, h.name, num_channels))
