@@ -661,9 +661,10 @@ class MCCLoss(RegistryLoss):
     its argument is 0. With ``epsilon = 0`` and a zero denominator the coefficient is 1 when
     FP = FN = 0, else 0. With ``epsilon > 0`` a class absent from a sample (or filling it)
     scores MCC 0 even when predicted perfectly (``0 / ε``): use ``batch=True``,
-    ``include_background=False`` or ``epsilon=0`` where samples lack classes. segmentation-models-pytorch's ``MCCLoss`` equals
-    ``mcc_loss(..., batch=True)`` on one channel at ``epsilon = 0`` (it adds its eps to each
-    of TP, TN, FP and FN, so the two differ slightly for ε > 0).
+    ``include_background=False`` or ``epsilon=0`` where samples lack classes.
+    segmentation-models-pytorch's ``MCCLoss`` equals ``mcc_loss(..., batch=True)`` on one
+    channel at ``epsilon = 0`` (it adds its eps to each of TP, TN, FP and FN, so the two
+    differ slightly for ε > 0).
 
     Keras adapter of :func:`lossfns.mcc_loss`, which documents the formula, the shapes and
     every option.
