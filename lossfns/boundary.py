@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from . import validation as v
 from ._namespace import array_namespace
 from .inputs import prepare
-from .lovasz import kept_class_indices
+from .region import kept_classes
 
 
 def _check_distance_maps(xp, distance_maps, y_pred) -> None:
@@ -78,7 +78,8 @@ def boundary_loss(distance_maps, y_pred, *, include_background=False, background
                      mask=mask, batch=batch, validate=False, all_reduce=all_reduce)
     if validate and from_logits is False:  # the maps are not labels: only y_pred has a range
         v.check_data_ranges(xp, y_pred=y_pred)
-    kept = kept_class_indices(inputs.num_classes, include_background, background_index)
+    kept = kept_classes(inputs.num_classes, include_background, background_index,
+                        one_channel_is_foreground=True)
     weighted = inputs.target * inputs.probs
     if len(kept) == inputs.num_classes:
         per_element = xp.mean(weighted, axis=inputs.class_axis, keepdims=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import numerics as nx
 from . import validation as v
 from .inputs import PreparedInputs, prepare
-from .lovasz import kept_class_indices
+from .region import kept_classes
 
 
 def check_iterations(name: str, value) -> int:
@@ -116,10 +116,9 @@ class _Sums:
         xp = self.xp = inputs.xp
         self.inputs = inputs
         p, y = inputs.probs, _dense_target(inputs, y_true, ignore_index)
-        kept = kept_class_indices(inputs.num_classes, include_background, background_index)
-        if len(kept) < inputs.num_classes:
-            index = xp.asarray(kept, device=inputs.device)
-            p, y = (xp.take(t, index, axis=inputs.class_axis) for t in (p, y))
+        kept = kept_classes(inputs.num_classes, include_background, background_index,
+                            one_channel_is_foreground=True)
+        p, y = inputs.select_classes(kept, p, y)
         axes = tuple(a for a in range(1, p.ndim) if a != inputs.class_axis)
         skeleton_p = soft_skeleton(xp, p, axes, iterations)
         skeleton_y = soft_skeleton(xp, y, axes, iterations)

@@ -84,9 +84,7 @@ def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
     sums = confusion_sums(inputs)  # after all_reduce: weights of the global batch
     tp, predicted, actual = sums.tp, sums.predicted, sums.actual
     kept = kept_classes(inputs.num_classes, include_background, background_index)
-    if len(kept) < inputs.num_classes:
-        index = xp.asarray(kept, device=inputs.device)
-        tp, predicted, actual = (xp.take(t, index, axis=-1) for t in (tp, predicted, actual))
+    tp, predicted, actual = inputs.select_classes(kept, tp, predicted, actual, axis=-1)
     weights = class_weights_from_labels(xp, actual, weighting)
     eps = inputs.constant(epsilon)
     numerator = inputs.constant(2.0) * xp.sum(weights * tp, axis=-1) + eps

@@ -116,6 +116,15 @@ class PreparedInputs:
         """The slice of ``x`` at class ``index``, keeping a size-1 class axis."""
         return self.xp.take(x, self.xp.asarray([index], device=self.device), axis=self.class_axis)
 
+    def select_classes(self, kept, *arrays, axis=None):
+        """``arrays`` restricted to the classes ``kept`` along ``axis`` (default: the class
+        axis), as a tuple; returned as they are when every class is kept."""
+        if len(kept) == self.num_classes:
+            return arrays
+        index = self.xp.asarray(kept, device=self.device)
+        axis = self.class_axis if axis is None else axis
+        return tuple(self.xp.take(t, index, axis=axis) for t in arrays)
+
     def complement_at(self, index: int):
         """:attr:`complement` of one class, computed on that slice only."""
         if self._probs is None:

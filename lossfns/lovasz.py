@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import numerics as nx
 from . import validation as v
 from .inputs import PreparedInputs, prepare
+from .region import kept_classes
 
 CLASSES = ("present", "all")
 
@@ -86,19 +87,11 @@ def lovasz_extension(xp, errors, labels):
     return xp.sum(sorted_errors * increments, axis=-1), xp.squeeze(total, axis=-1)
 
 
-def kept_class_indices(num_classes: int, include_background: bool, background_index: int) -> list:
-    """All classes, or all but the background; a single channel is the foreground itself."""
-    kept = list(range(num_classes))
-    if not include_background and num_classes > 1:
-        kept.remove(v.check_background_index(background_index, num_classes))
-    return kept
-
-
 def _errors_and_labels(inputs: PreparedInputs, kept: list):
     """``e = |y - p|`` and ``g = y`` on the kept classes, 0 where an element is left out."""
     xp = inputs.xp
     p = inputs.probs
-    one, zero = inputs.constant(1.0), inputs.constant(0.0)
+    one = inputs.constant(1.0)
     if inputs.target is not None:
         y = inputs.target
         errors = xp.abs(y - p)
@@ -106,16 +99,20 @@ def _errors_and_labels(inputs: PreparedInputs, kept: list):
         hit = inputs.class_mask()
         errors = xp.where(hit, one - p, p)
         y = xp.astype(hit, inputs.dtype)
-    if len(kept) < inputs.num_classes:
-        index = xp.asarray(kept, device=inputs.device)
-        errors, y = (xp.take(t, index, axis=inputs.class_axis) for t in (errors, y))
-    if inputs.weights is not None:
-        keep = inputs.weights != zero
-        errors, y = xp.where(keep, errors, zero), xp.where(keep, y, zero)
-    return errors, y
+    return _leave_out_masked(inputs, *inputs.select_classes(kept, errors, y))
 
 
-def _finish(xp, per_set, batch: bool):
+def _leave_out_masked(inputs: PreparedInputs, errors, y):
+    """Error 0 and label 0 where the mask (or ``ignore_index``) leaves an element out: it
+    then sorts after every element that counts and adds nothing."""
+    if inputs.weights is None:
+        return errors, y
+    xp, zero = inputs.xp, inputs.constant(0.0)
+    keep = inputs.weights != zero
+    return xp.where(keep, errors, zero), xp.where(keep, y, zero)
+
+
+def _finish(per_set, batch: bool):
     return per_set[0] if batch else per_set
 
 
@@ -163,16 +160,17 @@ def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate)
     xp = inputs.xp
-    kept = kept_class_indices(inputs.num_classes, include_background, background_index)
+    kept = kept_classes(inputs.num_classes, include_background, background_index,
+                        one_channel_is_foreground=True)
     errors, labels = _errors_and_labels(inputs, kept)
     errors, labels = (as_sets(xp, t, inputs.class_axis, batch) for t in (errors, labels))
     per_class, totals = lovasz_extension(xp, errors, labels)
     if classes == "all":
-        return _finish(xp, xp.mean(per_class, axis=-1), batch)
+        return _finish(xp.mean(per_class, axis=-1), batch)
     present = totals > inputs.constant(0.0)
     count = xp.sum(xp.astype(present, inputs.dtype), axis=-1)
     summed = xp.sum(xp.where(present, per_class, inputs.constant(0.0)), axis=-1)
-    return _finish(xp, nx.safe_divide(xp, summed, count), batch)
+    return _finish(nx.safe_divide(xp, summed, count), batch)
 
 
 @v.validated(from_logits=check_hinge_from_logits, all_reduce=check_not_distributed)
@@ -214,7 +212,7 @@ def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=N
                      ignore_index=ignore_index, batch=batch, validate=validate, binary_loss=True)
     xp = inputs.xp
     logits = inputs.sigmoid_logits
-    one, zero = inputs.constant(1.0), inputs.constant(0.0)
+    one = inputs.constant(1.0)
     if inputs.target is not None:
         y = inputs.target
         margins = logits * (y + y - one)
@@ -223,9 +221,7 @@ def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=N
         y = xp.astype(hit, inputs.dtype)
         margins = xp.where(hit, logits, -logits)
     errors = xp.clip(one - margins, min=0.0)  # relu before the sort: same order, same value
-    if inputs.weights is not None:
-        keep = inputs.weights != zero
-        errors, y = xp.where(keep, errors, zero), xp.where(keep, y, zero)
+    errors, y = _leave_out_masked(inputs, errors, y)
     errors, y = (as_sets(xp, t, inputs.class_axis, batch) for t in (errors, y))
     per_channel, _ = lovasz_extension(xp, errors, y)
-    return _finish(xp, xp.mean(per_channel, axis=-1), batch)
+    return _finish(xp.mean(per_channel, axis=-1), batch)

@@ -36,11 +36,9 @@ def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", clas
     sums = confusion_sums(inputs)
     terms = (sums.tp, sums.fp, sums.fn) + ((true_negatives(inputs, sums),) if with_tn else ())
     kept = kept_classes(inputs.num_classes, include_background, background_index)
-    if len(kept) < inputs.num_classes:
-        index = xp.asarray(kept, device=inputs.device)
-        terms = tuple(xp.take(t, index, axis=-1) for t in terms)
-        if class_weights is not None:
-            class_weights = tuple(class_weights[c] for c in kept)
+    terms = inputs.select_classes(kept, *terms, axis=-1)
+    if class_weights is not None:
+        class_weights = tuple(class_weights[c] for c in kept)
 
     if average == "micro":
         return class_loss(*(xp.sum(t, axis=-1) for t in terms))
@@ -55,13 +53,19 @@ def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", clas
     return xp.sum(weights * losses, axis=-1)
 
 
-def kept_classes(num_classes: int, include_background: bool, background_index: int) -> list:
-    """The classes a region term averages over: all, or all but the background."""
+def kept_classes(num_classes: int, include_background: bool, background_index: int, *,
+                 one_channel_is_foreground: bool = False) -> list:
+    """The classes a loss averages over: all, or all but the background.
+
+    A single channel without its background leaves no class (an error), unless
+    ``one_channel_is_foreground`` (the structure losses): then that channel is kept.
+    """
     kept = list(range(num_classes))
-    if not include_background:
-        kept.remove(v.check_background_index(background_index, num_classes))
-        if not kept:
-            raise ValueError("include_background=False leaves no class: y_pred has 1 class")
+    if include_background or (one_channel_is_foreground and num_classes == 1):
+        return kept
+    kept.remove(v.check_background_index(background_index, num_classes))
+    if not kept:
+        raise ValueError("include_background=False leaves no class: y_pred has 1 class")
     return kept
 
 
