@@ -244,3 +244,30 @@ def dice_cldice_reference(y_true, y_pred, *, alpha=0.5, batch=False, **options):
     parts = cldice_parts_reference(y_true, y_pred, batch=batch, **options)
     values = [(1 - alpha) * (1 - overlap) + alpha * harmonic_loss(tprec, tsens) for tprec, tsens, overlap in parts]
     return np.array(values[0] if batch else values)
+
+
+#: Edge inputs every structure-loss suite checks for finite values and gradients.
+EDGE_SCENARIOS = ("perfect-logits", "wrong-logits", "perfect-probabilities", "empty-class",
+                  "all-background", "fully-masked-sample", "fully-masked-batch")
+
+
+def edge_scenario(scenario, y_true, logits, mask):
+    """``(y_true, y_pred, mask, options)`` of one of :data:`EDGE_SCENARIOS`, made from sparse
+    labels of 3 classes, logits for them and a mask (the arrays given are not changed)."""
+    hit = y_true[..., None] == np.arange(3)
+    mask, options = mask.copy(), {"from_logits": True}
+    if scenario == "perfect-logits":
+        logits = np.where(hit, 1e4, -1e4)
+    elif scenario == "wrong-logits":
+        logits = np.where(hit, -1e4, 1e4)
+    elif scenario == "perfect-probabilities":
+        logits, options = hit.astype(float), {}
+    elif scenario == "empty-class":
+        y_true = np.where(y_true == 2, 1, y_true)
+    elif scenario == "all-background":
+        y_true = np.zeros_like(y_true)
+    elif scenario == "fully-masked-sample":
+        mask[0] = 0.0
+    elif scenario == "fully-masked-batch":
+        mask[:] = 0.0
+    return y_true, logits, mask, options

@@ -9,12 +9,14 @@ import pytest
 from conftest import load_backend
 from reference_region import random_inputs
 from reference_structure import (
+    EDGE_SCENARIOS,
     backend_cases,
     call_loss,
     cldice_parts_reference,
     cldice_reference,
     dice_cldice_reference,
     dilation_reference,
+    edge_scenario,
     erosion_reference,
     harmonic_loss,
     skeleton_reference,
@@ -284,30 +286,12 @@ def test_jax_jit_value_and_gradient_agree_with_torch():
     assert np.abs(z.grad.numpy()).max() > 0
 
 
-EDGE_SCENARIOS = ("perfect-logits", "wrong-logits", "perfect-probabilities", "empty-class", "all-background",
-                  "fully-masked-sample", "fully-masked-batch")
-
-
 @pytest.mark.parametrize("scenario", EDGE_SCENARIOS)
 def test_edge_cases_are_finite(scenario):
     torch = pytest.importorskip("torch")
     y_true, _, mask, _ = _inputs(dict(spatial=S2, labels="sparse", mask=True), seed=11)
-    logits, options = np.random.default_rng(11).normal(size=y_true.shape + (3,)), {"from_logits": True}
-    hit = y_true[..., None] == np.arange(3)
-    if scenario == "perfect-logits":
-        logits = np.where(hit, 1e4, -1e4)
-    elif scenario == "wrong-logits":
-        logits = np.where(hit, -1e4, 1e4)
-    elif scenario == "perfect-probabilities":
-        logits, options = hit.astype(float), {}
-    elif scenario == "empty-class":
-        y_true = np.where(y_true == 2, 1, y_true)
-    elif scenario == "all-background":
-        y_true = np.zeros_like(y_true)
-    elif scenario == "fully-masked-sample":
-        mask[0] = 0.0
-    elif scenario == "fully-masked-batch":
-        mask[:] = 0.0
+    logits = np.random.default_rng(11).normal(size=y_true.shape + (3,))
+    y_true, logits, mask, options = edge_scenario(scenario, y_true, logits, mask)
     for fn in (lossfns.cldice_loss, lossfns.dice_cldice_loss):
         for epsilon in (1.0, 0.0):
             for batch in (False, True):

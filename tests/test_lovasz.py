@@ -8,8 +8,10 @@ from conftest import load_backend
 from peers_import import smp_losses
 from reference_region import random_inputs
 from reference_structure import (
+    EDGE_SCENARIOS,
     backend_cases,
     call_loss,
+    edge_scenario,
     lovasz_hinge_reference,
     lovasz_set_reference,
     lovasz_softmax_reference,
@@ -230,26 +232,7 @@ def test_torch_and_jax_gradients_agree():
 
 def _edge_inputs(scenario):
     y_true, logits, mask, _ = _inputs({"spatial": S2, "labels": "sparse", "mask": True}, 11, logits=True)
-    options = {"from_logits": True}
-    if scenario == "perfect-logits":
-        logits = np.where(y_true[..., None] == np.arange(3), 1e4, -1e4)
-    elif scenario == "wrong-logits":
-        logits = np.where(y_true[..., None] == np.arange(3), -1e4, 1e4)
-    elif scenario == "perfect-probabilities":
-        logits, options = (y_true[..., None] == np.arange(3)).astype(float), {}
-    elif scenario == "empty-class":
-        y_true = np.where(y_true == 2, 1, y_true)
-    elif scenario == "all-background":
-        y_true = np.zeros_like(y_true)
-    elif scenario == "fully-masked-sample":
-        mask[0] = 0.0
-    elif scenario == "fully-masked-batch":
-        mask[:] = 0.0
-    return y_true, logits, mask, options
-
-
-EDGE_SCENARIOS = ("perfect-logits", "wrong-logits", "perfect-probabilities", "empty-class",
-                  "all-background", "fully-masked-sample", "fully-masked-batch")
+    return edge_scenario(scenario, y_true, logits, mask)
 
 
 @pytest.mark.parametrize("scenario", EDGE_SCENARIOS)
