@@ -88,11 +88,12 @@ def _dense_focal_terms(inputs: PreparedInputs, target, *, class_weights: Sequenc
 def _sparse_focal_terms(inputs: PreparedInputs, *, class_weights: Sequence[float], gamma: float,
                         background_gamma: float, background: int):
     r"""The labelled class's ``w (1 - p)^γ (-\log p)``, gathered: never a one-hot."""
-    terms = -inputs.gather(inputs.log_probs) * _per_label(inputs, class_weights)
+    log_p, complement = inputs.labelled_log_and_complement()
+    terms = -log_p * _per_label(inputs, class_weights)
     if gamma != 0 or background_gamma != 0:
         is_background = inputs.labels == background
         terms = terms * focal_factor(
-            inputs, inputs.gather(inputs.complement), gamma=gamma,
+            inputs, complement, gamma=gamma,
             background_gamma=background_gamma, is_background=is_background,
         )
     return terms

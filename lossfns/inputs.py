@@ -156,6 +156,24 @@ class PreparedInputs:
         """``x`` at each element's labelled class: shape of ``x`` with a size-1 class axis."""
         return self.xp.take_along_axis(x, self.index_labels, axis=self.class_axis)
 
+    def labelled_log_and_complement(self):
+        """``(log p, 1 - p)`` at each element's labelled class (sparse labels only).
+
+        Computed on the gathered slice, which is ``1/C`` of the volume: the full-size
+        ``log(clip(p))``, ``exp`` and ``1 - p`` (and their gradients) are never formed. Each
+        element gets exactly what gathering :attr:`log_probs` and :attr:`complement` would give.
+        """
+        xp = self.xp
+        if self._sigmoid_logits is not None:
+            return self.gather(self._log_probs), nx.sigmoid(xp, -self.gather(self._sigmoid_logits))
+        if self._from_logits:
+            log_p = self.gather(self._log_probs)
+            return log_p, self.constant(1.0) - xp.exp(log_p)
+        if self._log_probs is not None:  # already paid for by another term
+            return self.gather(self._log_probs), self.gather(self.complement)
+        p = nx.clip_probability(xp, self.gather(self.probs))
+        return xp.log(p), self.constant(1.0) - p
+
     def weighted_mean(self, per_element):
         """Mean of a per-element term (size-1 class axis) over ``reduce_axes``, mask-weighted.
 

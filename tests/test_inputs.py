@@ -116,3 +116,22 @@ def test_dense_labels_of_any_real_or_bool_dtype(xp):
         for a, b in zip(_terms(xp, y_true.astype(dtype), y_pred), expected):
             np.testing.assert_allclose(a, b, rtol=1e-12, err_msg=str(dtype))
             assert a.dtype == np.float64  # y_pred's dtype, whatever the labels' dtype
+
+
+@pytest.mark.parametrize("from_logits", [False, "softmax", "sigmoid"])
+def test_labelled_log_and_complement_is_the_gathered_full_terms(xp, from_logits):
+    """The sparse focal terms read ``log p`` and ``1 - p`` on the labelled class only; they
+    must equal the full-size terms gathered there (the clip included), element by element."""
+    rng = np.random.default_rng(7)
+    logits = rng.normal(scale=6.0, size=(2, 5, 3, 4))
+    pred = logits if from_logits else _softmax(logits, 1)
+    pred[0, :, 0, 0] = [1.0, 0.0, 0.0, 0.0, 0.0]  # probabilities at the clip limits
+    labels = rng.integers(0, 5, size=(2, 1, 3, 4))
+    inputs = prepare(xp.asarray(labels), xp.asarray(pred), class_axis=1, from_logits=from_logits)
+    log_p, complement = (xp.to_numpy(t) for t in inputs.labelled_log_and_complement())
+    full = prepare(xp.asarray(labels), xp.asarray(pred), class_axis=1, from_logits=from_logits)
+    expected_log = np.take_along_axis(xp.to_numpy(full.log_probs), labels, axis=1)
+    expected_complement = np.take_along_axis(xp.to_numpy(full.complement), labels, axis=1)
+    np.testing.assert_allclose(log_p, expected_log, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(complement, expected_complement, rtol=1e-6, atol=1e-12)
+    assert np.all(np.isfinite(log_p)) and np.all(complement >= 0)
