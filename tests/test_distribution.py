@@ -297,6 +297,22 @@ def test_edge_cases_are_finite(framework, name):
     check_edge_cases(framework, name, FOCUS)
 
 
+@pytest.mark.parametrize("name", ["binary_crossentropy", "binary_focal_loss"])
+def test_torch_second_derivatives_are_finite_at_extreme_logits(name):
+    """SPEC §9 for torch's fused ``logsigmoid``: values, gradients and Hessian-vector
+    products stay finite from ``-1e4`` to ``1e4`` (float32 and float64)."""
+    torch = pytest.importorskip("torch")
+    logits = [-1e4, -200.0, -89.0, -30.0, -1.0, 0.0, 1.0, 30.0, 89.0, 200.0, 1e4]
+    for dtype in (torch.float32, torch.float64):
+        z = torch.tensor(logits, dtype=dtype).reshape(1, -1, 1).repeat(1, 1, 2).requires_grad_()
+        y_true = torch.tensor([0.0, 1.0], dtype=dtype).expand(1, len(logits), 2)
+        loss = getattr(lossfns, name)(y_true, z, from_logits=True).sum()
+        (gradient,) = torch.autograd.grad(loss, z, create_graph=True)
+        (curvature,) = torch.autograd.grad(gradient.sum(), z)
+        for what, value in (("value", loss), ("gradient", gradient), ("curvature", curvature)):
+            assert torch.isfinite(value).all(), (name, dtype, what, value)
+
+
 def test_gradient_matches_finite_differences():
     """Torch autograd of every loss against central differences of the float64 reference."""
     y_true, y_pred, options = _inputs("sparse-3d-c2-mask-ignore", seed=5)
