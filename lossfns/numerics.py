@@ -124,12 +124,17 @@ def log_softmax(xp, z, axis: int):
     """Max-shifted ``z - logsumexp(z)`` along ``axis``.
 
     PyTorch's own fused ``log_softmax`` is used there: same formula, one kernel instead of
-    five full-size passes. No framework is imported for that.
+    five full-size passes. In JAX ``jax.nn.log_softmax`` (the max shift held constant, so
+    XLA does not differentiate the max and count its ties).
     """
-    from array_api_compat import is_torch_namespace
+    from array_api_compat import is_jax_namespace, is_torch_namespace
 
     if is_torch_namespace(xp):
         return z.log_softmax(axis)
+    if is_jax_namespace(xp):
+        import jax
+
+        return jax.nn.log_softmax(z, axis=axis)
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
