@@ -65,22 +65,24 @@ def _dense_focal_terms(inputs: PreparedInputs, target, *, class_weights: Sequenc
     smoothing, which broadcasts against the class axis without a full-size label array).
     """
     xp = inputs.xp
-    cross_entropy = -(target * inputs.log_probs)
-    terms = cross_entropy
+    # y·log p, negated only after the class sum: a negation of the full-size array would
+    # cost a pass each way.
+    log_likelihood = target * inputs.log_probs
+    terms = log_likelihood
     if gamma != 0:
         terms = terms * nx.guarded_power(xp, inputs.complement, gamma, clamp=False)
     if any(not w == class_weights[0] for w in class_weights):  # == only: see _per_label
         terms = terms * inputs.class_vector(class_weights)
     elif class_weights[0] != 1.0:
         terms = terms * inputs.constant(class_weights[0])
-    terms = xp.sum(terms, axis=inputs.class_axis, keepdims=True)
+    terms = -xp.sum(terms, axis=inputs.class_axis, keepdims=True)
     if background_gamma != gamma:
         # Only the background has its own exponent: correct its slice instead of
         # selecting between two full-size powers (a third of the work of a where).
         complement = inputs.complement_at(background)
         correction = (nx.guarded_power(xp, complement, background_gamma, clamp=False)
                       - nx.guarded_power(xp, complement, gamma, clamp=False))
-        background_ce = inputs.take_class(cross_entropy, background)
+        background_ce = -inputs.take_class(log_likelihood, background)
         terms = terms + inputs.constant(class_weights[background]) * background_ce * correction
     return terms
 
