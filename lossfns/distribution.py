@@ -128,6 +128,22 @@ def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequen
     return inputs.weighted_mean(terms)
 
 
+def _binary_terms(inputs: PreparedInputs, log_p, log_q, *, alpha, gamma: float, positive: bool):
+    """The positive ``-α (1-p)^γ log p`` or negative ``-(1-α) p^γ log(1-p)`` term.
+
+    Signs and α are folded into one constant: every full-size operation is one pass in
+    eager mode.
+    """
+    if positive:
+        log_x, log_other, weight = log_p, log_q, -1.0 if alpha is None else -alpha
+    else:
+        log_x, log_other, weight = log_q, log_p, -1.0 if alpha is None else alpha - 1.0
+    term = log_x * inputs.constant(weight)
+    if gamma != 0:
+        term = term * inputs.xp.exp(inputs.constant(gamma) * log_other)
+    return term
+
+
 def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
                               label_smoothing: float = 0.0):
     """Per-sample mean over elements and channels of the binary (focal) cross-entropy.
@@ -138,27 +154,27 @@ def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
     """
     xp = inputs.xp
     log_p, log_q = inputs.log_probs, inputs.log_complement
-    # Signs and α folded into the weights: every full-size operation is one pass in eager mode.
-    positive_weight = -1.0 if alpha is None else -alpha
-    negative_weight = -1.0 if alpha is None else alpha - 1.0
-    positive = log_p * inputs.constant(positive_weight)
-    negative = log_q * inputs.constant(negative_weight)
-    if gamma != 0:
-        g = inputs.constant(gamma)
-        positive = positive * xp.exp(g * log_q)
-        negative = negative * xp.exp(g * log_p)
+    focal = dict(alpha=alpha, gamma=gamma)
+    negative = _binary_terms(inputs, log_p, log_q, positive=False, **focal)
     if inputs.target is not None:  # y·pos + (1 - y)·neg = neg + y·(pos - neg)
+        positive = _binary_terms(inputs, log_p, log_q, positive=True, **focal)
         target = inputs.target
         if label_smoothing:
             target = (inputs.constant(1.0 - label_smoothing) * target
                       + inputs.constant(label_smoothing / 2))
-        terms = negative + target * (positive - negative)
+        terms = xp.sum(negative + target * (positive - negative), axis=inputs.class_axis, keepdims=True)
     else:
-        terms = xp.where(inputs.class_mask(), positive, negative)
+        # The positive term only at the labelled channel, from the gathered logs; the
+        # negative term zeroed there (not subtracted: that would cancel large terms).
+        at_label = _binary_terms(inputs, inputs.gather(log_p), inputs.gather(log_q), positive=True, **focal)
+        other = xp.where(inputs.class_mask(), inputs.constant(0.0), negative)
+        terms = xp.sum(other, axis=inputs.class_axis, keepdims=True) + at_label
         if label_smoothing:  # y'·pos + (1 - y')·neg = (1 - s)(y·pos + (1 - y)·neg) + s/2·(pos + neg)
+            positive = _binary_terms(inputs, log_p, log_q, positive=True, **focal)
+            both = xp.sum(positive + negative, axis=inputs.class_axis, keepdims=True)
             terms = (inputs.constant(1.0 - label_smoothing) * terms
-                     + inputs.constant(label_smoothing / 2) * (positive + negative))
-    return inputs.weighted_mean(xp.mean(terms, axis=inputs.class_axis, keepdims=True))
+                     + inputs.constant(label_smoothing / 2) * both)
+    return inputs.weighted_mean(terms / inputs.constant(float(inputs.num_classes)))
 
 
 @v.validated(label_smoothing=_UNIT, from_logits=v.check_sigmoid_from_logits)
