@@ -131,6 +131,9 @@ def worker_environment(threads: int) -> dict:
     env.update(thread_environment(threads))
     env.setdefault("KERAS_BACKEND", "tensorflow")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # TensorFlow keeps allocator statistics on the CPU (the peak-memory step reads them)
+    # only with its BFC allocator; without it `reset_memory_stats("CPU:0")` raises.
+    env.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 

@@ -77,6 +77,17 @@ def test_worker_process_measures_memory(tmp_path):
     assert sparse["memory_method"].startswith(("cpu", "cuda"))
 
 
+def test_tensorflow_worker_process_measures_memory(tmp_path):
+    """The TensorFlow peak comes from its allocator's statistics, which its default CPU
+    allocator does not keep: the worker environment selects the BFC allocator."""
+    _available("lossfns_tf")
+    args = cli.parse_args(["--quick", "--repeats", "1", "--warmup", "0", "--out-dir", str(tmp_path)])
+    record = cli.run_worker("2d", "lossfns_tf", ["dice"], args)
+    (entry,) = record["results"]
+    assert "error" not in entry and entry["peak_mb"] >= 0, record
+    assert record["memory_method"].startswith("tensorflow")
+
+
 def _record(case, contender, loss, seconds, peak=None, inputs=None):
     entry = {"loss": loss, "median_cpu_s": seconds, "median_wall_s": seconds, "inputs_mb": inputs}
     if peak is not None:
