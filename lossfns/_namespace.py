@@ -18,6 +18,11 @@ def _is_tensorflow(x) -> bool:
     return isinstance(x, (tf.Tensor, tf.Variable))
 
 
+def is_tensorflow_namespace(xp) -> bool:
+    """Whether ``xp`` is the TensorFlow shim (the counterpart of ``is_torch_namespace``)."""
+    return xp is sys.modules.get("lossfns._tensorflow_namespace")
+
+
 def array_namespace(**named_arrays):
     """The one namespace shared by the given arrays (``None`` values are skipped).
 

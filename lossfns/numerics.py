@@ -99,16 +99,22 @@ def log_sigmoid(xp, z):
     side: the derivatives there are exactly ``1/2`` and ``-1/4`` (``d|z|/dz = 0`` at 0 with a
     tie-split ``minimum`` would give a second derivative of 0).
 
-    PyTorch's fused ``logsigmoid`` is used there: one kernel each way instead of five
-    full-size passes, with finite first and second derivatives at any logit (``1/2`` and
-    ``-1/4`` at 0).
+    PyTorch's fused ``logsigmoid`` and TensorFlow's ``log_sigmoid`` are used there: fewer
+    full-size passes each way, with the same finite first and second derivatives at any
+    logit (``1/2`` and ``-1/4`` at 0).
     """
     from array_api_compat import is_torch_namespace
+
+    from ._namespace import is_tensorflow_namespace
 
     if is_torch_namespace(xp):
         import torch
 
         return torch.nn.functional.logsigmoid(z)
+    if is_tensorflow_namespace(xp):
+        import tensorflow as tf
+
+        return tf.math.log_sigmoid(z)
     negative = z < full_like_scalar(xp, 0.0, z)
     non_positive_part = xp.where(negative, z, full_like_scalar(xp, 0.0, z))
     minus_magnitude = xp.where(negative, z, -z)
@@ -125,9 +131,11 @@ def log_softmax(xp, z, axis: int):
 
     PyTorch's own fused ``log_softmax`` is used there: same formula, one kernel instead of
     five full-size passes. In JAX ``jax.nn.log_softmax`` (the max shift held constant, so
-    XLA does not differentiate the max and count its ties).
+    XLA does not differentiate the max and count its ties); in TensorFlow its fused kernel.
     """
     from array_api_compat import is_jax_namespace, is_torch_namespace
+
+    from ._namespace import is_tensorflow_namespace
 
     if is_torch_namespace(xp):
         return z.log_softmax(axis)
@@ -135,6 +143,10 @@ def log_softmax(xp, z, axis: int):
         import jax
 
         return jax.nn.log_softmax(z, axis=axis)
+    if is_tensorflow_namespace(xp):
+        import tensorflow as tf
+
+        return tf.nn.log_softmax(z, axis=axis)
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 

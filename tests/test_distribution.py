@@ -297,20 +297,59 @@ def test_edge_cases_are_finite(framework, name):
     check_edge_cases(framework, name, FOCUS)
 
 
-@pytest.mark.parametrize("name", ["binary_crossentropy", "binary_focal_loss"])
-def test_torch_second_derivatives_are_finite_at_extreme_logits(name):
-    """SPEC §9 for torch's fused ``logsigmoid``: values, gradients and Hessian-vector
-    products stay finite from ``-1e4`` to ``1e4`` (float32 and float64)."""
+EXTREME_LOGITS = [-1e4, -200.0, -89.0, -30.0, -1.0, 0.0, 1.0, 30.0, 89.0, 200.0, 1e4]
+
+
+def _binary_logit_inputs(np_dtype):
+    z = np.repeat(np.asarray(EXTREME_LOGITS, dtype=np_dtype).reshape(1, -1, 1), 2, axis=2)
+    y_true = np.broadcast_to(np.asarray([0.0, 1.0], dtype=np_dtype), z.shape).copy()
+    return y_true, z
+
+
+def _torch_derivatives(name, y_true, z):
     torch = pytest.importorskip("torch")
-    logits = [-1e4, -200.0, -89.0, -30.0, -1.0, 0.0, 1.0, 30.0, 89.0, 200.0, 1e4]
-    for dtype in (torch.float32, torch.float64):
-        z = torch.tensor(logits, dtype=dtype).reshape(1, -1, 1).repeat(1, 1, 2).requires_grad_()
-        y_true = torch.tensor([0.0, 1.0], dtype=dtype).expand(1, len(logits), 2)
-        loss = getattr(lossfns, name)(y_true, z, from_logits=True).sum()
-        (gradient,) = torch.autograd.grad(loss, z, create_graph=True)
-        (curvature,) = torch.autograd.grad(gradient.sum(), z)
-        for what, value in (("value", loss), ("gradient", gradient), ("curvature", curvature)):
-            assert torch.isfinite(value).all(), (name, dtype, what, value)
+    z = torch.tensor(z, requires_grad=True)
+    loss = getattr(lossfns, name)(torch.tensor(y_true), z, from_logits=True).sum()
+    (gradient,) = torch.autograd.grad(loss, z, create_graph=True)
+    (curvature,) = torch.autograd.grad(gradient.sum(), z)
+    return [t.detach().numpy() for t in (loss, gradient, curvature)]
+
+
+def _tensorflow_derivatives(name, y_true, z):
+    tf = pytest.importorskip("tensorflow")
+    z = tf.constant(z)
+    with tf.GradientTape() as outer:
+        outer.watch(z)
+        with tf.GradientTape() as inner:
+            inner.watch(z)
+            loss = tf.reduce_sum(getattr(lossfns, name)(tf.constant(y_true), z, from_logits=True))
+        gradient = inner.gradient(loss, z)
+        total = tf.reduce_sum(gradient)
+    return [t.numpy() for t in (loss, gradient, outer.gradient(total, z))]
+
+
+def _jax_derivatives(name, y_true, z):
+    jax = pytest.importorskip("jax")
+
+    def loss(x):
+        return getattr(lossfns, name)(jax.numpy.asarray(y_true), x, from_logits=True).sum()
+
+    gradient = jax.grad(loss)
+    curvature = jax.grad(lambda x: gradient(x).sum())
+    return [np.asarray(f(jax.numpy.asarray(z))) for f in (loss, gradient, curvature)]
+
+
+@pytest.mark.parametrize("framework", ["torch", "tensorflow", "jax"])
+@pytest.mark.parametrize("name", ["binary_crossentropy", "binary_focal_loss"])
+def test_second_derivatives_are_finite_at_extreme_logits(framework, name):
+    """SPEC §9 with each framework's fused ``log_sigmoid``: values, gradients and the
+    derivative of the summed gradient stay finite from ``-1e4`` to ``1e4``."""
+    derivatives = {"torch": _torch_derivatives, "tensorflow": _tensorflow_derivatives,
+                   "jax": _jax_derivatives}[framework]
+    for np_dtype in (np.float32, np.float64) if framework != "jax" else (np.float32,):
+        for what, value in zip(("value", "gradient", "curvature"),
+                               derivatives(name, *_binary_logit_inputs(np_dtype))):
+            assert np.all(np.isfinite(value)), (name, np_dtype, what, value)
 
 
 def test_gradient_matches_finite_differences():
