@@ -156,6 +156,28 @@ def _label_sums(p, labels, in_range, m, axes, class_axis):
     return per_class(hit), per_class(weight)
 
 
+#: Elements a broadcast coefficient is materialised over, along the trailing axes.
+_TRAILING_BLOCK = 64
+
+
+def _with_trailing_block(coefficient, full_shape):
+    """``coefficient`` (size 1 on the reduced axes) expanded to full size over the fewest
+    trailing axes that hold ``_TRAILING_BLOCK`` elements, and made contiguous.
+
+    torch's CPU kernels vectorise a broadcast operand only when its inner stride is 1 or
+    when it is the one stride-0 operand; ``addcmul`` with two per-class coefficients fell
+    back to a scalar loop (2.9 ms against 1.2 ms for 8×4×256² on one thread). The copy is
+    ``1/H`` of the volume or less.
+    """
+    shape, block = list(coefficient.shape), 1
+    for axis in range(len(full_shape) - 1, -1, -1):
+        shape[axis] = full_shape[axis]
+        block *= full_shape[axis]
+        if block >= _TRAILING_BLOCK:
+            break
+    return coefficient.expand(shape).contiguous()
+
+
 def _broadcast_gradient(ctx, grad_tp, grad_predicted, y, labels, in_range, m):
     """``m · (∂L/∂P + ∂L/∂TP · y)`` in one broadcast write (plus a scatter for labels)."""
     import torch
@@ -163,7 +185,8 @@ def _broadcast_gradient(ctx, grad_tp, grad_predicted, y, labels, in_range, m):
     shape = _keepdims_shape(ctx.shape, ctx.axes)
     grad_tp, grad_predicted = grad_tp.reshape(shape), grad_predicted.reshape(shape)
     if labels is None:
-        grad = torch.addcmul(grad_predicted, y, grad_tp)
+        full = ctx.shape
+        grad = torch.addcmul(_with_trailing_block(grad_predicted, full), y, _with_trailing_block(grad_tp, full))
         return grad if m is None else grad * m
     axis = ctx.class_axis
     if m is None:
