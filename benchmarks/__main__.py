@@ -10,6 +10,7 @@ Examples::
     python -m benchmarks --quick                       # tiny shapes, one repetition
     python -m benchmarks --cases 3d --contenders lossfns_torch,monai,floor --losses dice
     python -m benchmarks --report-only                 # re-render from results.json
+    python -m benchmarks --report-only --readme        # ... and print the README's tables
     python -m benchmarks --device cuda --quick         # torch and JAX on the GPU -> results/cuda/
 
 On ``--device cuda`` the default clock is the device time (CUDA events for torch, the wall
@@ -98,6 +99,8 @@ def parse_args(argv=None):
     parser.add_argument("--out-dir", type=Path,
                         help="default benchmarks/results (cpu) or benchmarks/results/cuda (cuda)")
     parser.add_argument("--report-only", action="store_true", help="re-render the report from results.json")
+    parser.add_argument("--readme", action="store_true",
+                        help="also print the README's performance tables (use with --report-only)")
     parser.add_argument("--merge", action="store_true",
                         help="add to results.json, replacing the (case, contender) pairs run again")
     parser.add_argument("--clock", choices=("cpu", "wall", "device"),
@@ -254,6 +257,8 @@ def main(argv=None):
     json_path.write_text(json.dumps(data, indent=1))
     report.write(data, args.out_dir)
     print(f"wrote {json_path}, results.md and results.png in {args.out_dir}", file=sys.stderr)
+    if args.readme:
+        print(report.readme_summary(data), end="")
     return data
 
 

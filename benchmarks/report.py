@@ -255,6 +255,39 @@ def plot(data, path: Path):
     plt.close(fig)
 
 
+#: Columns of the README's table: (header, contender).
+README_COLUMNS = (("compiled", "lossfns_compile"), ("JAX jit", "lossfns_jax"), ("TF function", "lossfns_tf"),
+                  ("MONAI", "monai"), ("smp", "smp"), ("naive", "naive"))
+
+
+def readme_summary(data) -> str:
+    """The README's performance tables, generated from one run (``--readme`` prints them):
+    every float32 case and loss with its ratios, then each target with how often it is met."""
+    t = Table(data)
+    rows = []
+    for case, loss in t.rows():
+        if case.endswith("_bf16") or loss == FLOOR:
+            continue
+        rows.append([case, loss, _ms(t.median.get((case, loss, BASE))), _x(t.floor_ratio(case, loss))]
+                    + [_x(t.ratio(case, loss, contender)) for _, contender in README_COLUMNS])
+    header = ["case", "loss", "lossfns ms", "lossfns / floor"] + [f"{name} / lossfns" for name, _ in README_COLUMNS]
+    by_target = {}
+    for found in targets(data):
+        by_target.setdefault(found["target"], []).append(found)
+    summary = []
+    for target, found in by_target.items():
+        best, worst = min(found, key=lambda f: f["value"]), max(found, key=lambda f: f["value"])
+        summary.append([target, f"{sum(f['met'] for f in found)} of {len(found)}",
+                        _where(best), _where(worst)])
+    return "\n\n".join([_table(header, rows),
+                         _table(["target", "met", "best", "worst"], summary)]) + "\n"
+
+
+def _where(found):
+    detail = f", {found['detail']}" if found["detail"] and " MB" not in found["detail"] else ""
+    return f"{found['value']:.2f} ({found['case']} {found['loss']}{detail})"
+
+
 def write(data, out_dir: Path):
     out_dir = Path(out_dir)
     (out_dir / "results.md").write_text(markdown(data))
