@@ -130,8 +130,7 @@ def log_softmax(xp, z, axis: int):
     """Max-shifted ``z - logsumexp(z)`` along ``axis``.
 
     PyTorch's own fused ``log_softmax`` is used there: same formula, one kernel instead of
-    five full-size passes. In JAX ``jax.nn.log_softmax`` (the max shift held constant, so
-    XLA does not differentiate the max and count its ties); in TensorFlow its fused kernel.
+    five full-size passes; in TensorFlow its fused kernel; in JAX :func:`_jax_log_softmax`.
     """
     from array_api_compat import is_jax_namespace, is_torch_namespace
 
@@ -140,15 +139,48 @@ def log_softmax(xp, z, axis: int):
     if is_torch_namespace(xp):
         return z.log_softmax(axis)
     if is_jax_namespace(xp):
-        import jax
-
-        return jax.nn.log_softmax(z, axis=axis)
+        return _jax_log_softmax(xp, z, axis)
     if is_tensorflow_namespace(xp):
         import tensorflow as tf
 
         return tf.nn.log_softmax(z, axis=axis)
     shifted = z - xp.max(z, axis=axis, keepdims=True)
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
+
+
+#: Up to this many classes JAX's log-softmax is written class by class.
+UNROLLED_CLASSES = 32
+
+
+def _jax_log_softmax(xp, z, axis: int):
+    """Log-softmax for JAX: over few classes, a maximum and a sum of per-class slices.
+
+    XLA's CPU backend reduces over the class axis with a strided loop and materialises the
+    broadcasts around it; elementwise operations on whole class slices fuse and vectorise.
+    Measured for a 2-D 8×4×256² focal loss step under ``jit``: 80 ms with
+    ``jax.nn.log_softmax``, 30 ms with slices (16 classes on 2×48³: 294 vs 192 ms). The
+    shift is held constant, as in ``jax.nn.log_softmax``: it cancels in the value, so its
+    derivative (and the ties of a maximum) never enter the gradient.
+    """
+    import jax
+
+    axis = axis % z.ndim
+    classes = z.shape[axis]
+    if classes > UNROLLED_CLASSES:
+        return jax.nn.log_softmax(z, axis=axis)
+    index = [slice(None)] * z.ndim
+    slices = []
+    for c in range(classes):
+        index[axis] = slice(c, c + 1)
+        slices.append(z[tuple(index)])
+    shift = slices[0]
+    for part in slices[1:]:
+        shift = xp.maximum(shift, part)
+    shift = jax.lax.stop_gradient(shift)
+    total = xp.exp(slices[0] - shift)
+    for part in slices[1:]:
+        total = total + xp.exp(part - shift)
+    return z - (shift + xp.log(total))
 
 
 def clip_probability(xp, p):

@@ -135,3 +135,30 @@ def test_labelled_log_and_complement_is_the_gathered_full_terms(xp, from_logits)
     np.testing.assert_allclose(log_p, expected_log, rtol=1e-6, atol=0)
     np.testing.assert_allclose(complement, expected_complement, rtol=1e-6, atol=1e-12)
     assert np.all(np.isfinite(log_p)) and np.all(complement >= 0)
+
+
+@pytest.mark.parametrize("classes", [1, 4, 40])
+@pytest.mark.parametrize("class_axis", [1, -1])
+def test_jax_log_softmax_matches_the_definition_with_its_gradient(classes, class_axis):
+    """JAX's class-by-class log-softmax (few classes) and ``jax.nn`` (many) against the
+    float64 definition, for confident logits too; the gradient of ``Σ w·log_softmax`` is
+    ``w - softmax·Σw``."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    from lossfns import numerics
+
+    rng = np.random.default_rng(classes)
+    z = rng.normal(scale=30.0, size=(2, classes, 3) if class_axis == 1 else (2, 3, classes))
+    w = rng.random(z.shape)
+    got = np.asarray(numerics.log_softmax(jax.numpy, jax.numpy.asarray(z), class_axis))
+    shifted = z - z.max(axis=class_axis, keepdims=True)
+    expected = shifted - np.log(np.exp(shifted).sum(axis=class_axis, keepdims=True))
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+    def weighted(x):
+        return (numerics.log_softmax(jax.numpy, x, class_axis) * w).sum()
+
+    gradient = np.asarray(jax.grad(weighted)(jax.numpy.asarray(z)))
+    softmax = np.exp(expected)
+    np.testing.assert_allclose(gradient, w - softmax * w.sum(axis=class_axis, keepdims=True),
+                               rtol=1e-10, atol=1e-12)
