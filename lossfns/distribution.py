@@ -166,7 +166,15 @@ def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
     else:
         # The positive term only at the labelled channel, from the gathered logs; the
         # negative term zeroed there (not subtracted: that would cancel large terms).
-        at_label = _binary_terms(inputs, inputs.gather(log_p), inputs.gather(log_q), positive=True, **focal)
+        # A label outside [0, C) (unvalidated) hits no channel, as `labels == c` would, and
+        # is gathered at channel 0: torch and TensorFlow's CPU gathers fail out of range.
+        labels = inputs.index_labels
+        in_range = (labels >= 0) & (labels < inputs.num_classes)
+        index = xp.where(in_range, labels, xp.zeros_like(labels))
+        at_label = _binary_terms(inputs, xp.take_along_axis(log_p, index, axis=inputs.class_axis),
+                                 xp.take_along_axis(log_q, index, axis=inputs.class_axis),
+                                 positive=True, **focal)
+        at_label = xp.where(in_range, at_label, inputs.constant(0.0))
         other = xp.where(inputs.class_mask(), inputs.constant(0.0), negative)
         terms = xp.sum(other, axis=inputs.class_axis, keepdims=True) + at_label
         if label_smoothing:  # y'·pos + (1 - y')·neg = (1 - s)(y·pos + (1 - y)·neg) + s/2·(pos + neg)

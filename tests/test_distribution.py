@@ -400,3 +400,20 @@ def test_invalid_arguments(name, arguments, message):
     y_true, y_pred, _ = _inputs()
     with pytest.raises(ValueError, match=message):
         getattr(lossfns, name)(y_true, y_pred, **arguments)
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "tensorflow"])
+def test_binary_focal_out_of_range_label_hits_no_channel(framework):
+    """Unvalidated labels outside [0, C) count as negative on every channel (as dense
+    targets with an all-zero row): the labelled-channel gather must not fail on them."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(2, 5, 3))
+    labels = rng.integers(0, 3, size=(2, 5))
+    labels[0, 1], labels[1, 4] = 7, -2
+    dense = np.eye(3)[np.clip(labels, 0, 2)] * ((labels >= 0) & (labels < 3))[..., None]
+    convert = {"numpy": np.asarray,
+               "torch": lambda a: pytest.importorskip("torch").from_numpy(np.asarray(a)),
+               "tensorflow": lambda a: pytest.importorskip("tensorflow").constant(a)}[framework]
+    got = lossfns.binary_focal_loss(convert(labels), convert(logits), from_logits=True)
+    expected = lossfns.binary_focal_loss(dense, logits, from_logits=True)
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12)
