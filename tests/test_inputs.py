@@ -162,3 +162,26 @@ def test_jax_log_softmax_matches_the_definition_with_its_gradient(classes, class
     softmax = np.exp(expected)
     np.testing.assert_allclose(gradient, w - softmax * w.sum(axis=class_axis, keepdims=True),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("shape", "axes"), [
+    ((2, 16, 12, 4), (1, 2)),       # channels-last: grouped
+    ((2, 16, 12, 4), (1, 2, 3)),    # every axis but the batch: plain
+    ((2, 4, 16, 12), (2, 3)),       # channels-first: plain
+    ((3, 7, 5, 2), (1, 2)),         # an odd count: no group divides it
+    ((2, 8, 4, 3, 2), (1, 2)),      # two kept trailing axes
+    ((4, 6, 3), (0, 1)),            # the batch axis reduced: never merged
+    ((4, 3), ()),                   # no axis (inputs without spatial axes)
+])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_jax_blocked_sum_equals_the_plain_sum(shape, axes, keepdims):
+    """The grouped reduction JAX uses for channels-last sums is the same sum."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    from lossfns import numerics
+
+    x = np.random.default_rng(len(shape) + sum(axes)).random(shape)
+    got = np.asarray(numerics.blocked_sum(jax.numpy, jax.numpy.asarray(x), axes, keepdims=keepdims))
+    expected = x.sum(axis=axes, keepdims=keepdims)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
