@@ -197,7 +197,9 @@ def blocked_sum(xp, x, axes, keepdims: bool = False):
     """
     from array_api_compat import is_jax_namespace
 
-    if is_jax_namespace(xp):
+    from ._namespace import is_tensorflow_namespace
+
+    if is_jax_namespace(xp) or is_tensorflow_namespace(xp):
         grouped = _grouped_sum(xp, x, axes, keepdims)
         if grouped is not None:
             return grouped
@@ -211,14 +213,15 @@ GROUPED_MINOR = 256
 
 
 def _grouped_sum(xp, x, axes, keepdims: bool):
-    """JAX: the sum over a run of axes followed by a few kept ones (channels-last), as two sums
-    over ``[lead, N/G, G·T]`` and ``[lead, G, T]``; ``None`` where that does not apply.
+    """JAX and TensorFlow: the sum over a run of axes followed by a few kept ones
+    (channels-last), as two sums over ``[lead, N/G, G·T]`` and ``[lead, G, T]``; ``None``
+    where that does not apply.
 
-    XLA's CPU backend reduces ``[B, N, C]`` over ``N`` with a short minor axis of ``C`` and
-    does not vectorise it; grouping ``G`` elements per row makes the minor axis long. Measured
-    for 2-D Dice (8×256×256×4) under ``jit``: 14.6 ms per step plain, 7.6 ms grouped. The
-    batch axis is never merged (it may be sharded), and the blocks bound the accumulation
-    as the axis-by-axis sum does.
+    XLA's and TensorFlow's CPU kernels reduce ``[B, N, C]`` over ``N`` with a short minor
+    axis of ``C`` without vectorising; grouping ``G`` elements per row makes the minor axis
+    long. Measured for a 2-D Dice step (8×256×256×4): 14.6 → 9.5 ms under ``jax.jit``,
+    20.7 → 13.4 ms under ``tf.function``. The batch axis is never merged (it may be
+    sharded), and the blocks bound the accumulation as the axis-by-axis sum does.
     """
     axes = sorted(a % x.ndim for a in axes)
     if not axes:
@@ -226,11 +229,12 @@ def _grouped_sum(xp, x, axes, keepdims: bool):
     first, last = axes[0], axes[-1]
     if first == 0 or axes != list(range(first, last + 1)) or last == x.ndim - 1:
         return None
-    lead, trailing = x.shape[:first], x.shape[last + 1:]
-    if any(size is None for size in x.shape):
+    shape = tuple(x.shape)
+    if any(size is None for size in shape):  # TensorFlow traced with unknown sizes
         return None
+    lead, trailing = shape[:first], shape[last + 1:]
     reduced, minor = 1, 1
-    for size in x.shape[first:last + 1]:
+    for size in shape[first:last + 1]:
         reduced *= size
     for size in trailing:
         minor *= size

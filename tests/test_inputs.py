@@ -174,14 +174,22 @@ def test_jax_log_softmax_matches_the_definition_with_its_gradient(classes, class
     ((4, 3), ()),                   # no axis (inputs without spatial axes)
 ])
 @pytest.mark.parametrize("keepdims", [False, True])
-def test_jax_blocked_sum_equals_the_plain_sum(shape, axes, keepdims):
-    """The grouped reduction JAX uses for channels-last sums is the same sum."""
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+@pytest.mark.parametrize("framework", ["jax", "tensorflow"])
+def test_grouped_blocked_sum_equals_the_plain_sum(framework, shape, axes, keepdims):
+    """The grouped reduction JAX and TensorFlow use for channels-last sums is the same sum."""
     from lossfns import numerics
 
     x = np.random.default_rng(len(shape) + sum(axes)).random(shape)
-    got = np.asarray(numerics.blocked_sum(jax.numpy, jax.numpy.asarray(x), axes, keepdims=keepdims))
+    if framework == "jax":
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+        xp, array = jax.numpy, jax.numpy.asarray(x)
+    else:
+        tf = pytest.importorskip("tensorflow")
+        from lossfns import _tensorflow_namespace as xp
+
+        array = tf.constant(x)
+    got = np.asarray(numerics.blocked_sum(xp, array, axes, keepdims=keepdims))
     expected = x.sum(axis=axes, keepdims=keepdims)
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-12)
