@@ -245,8 +245,8 @@ def _grouped_sum(xp, x, axes, keepdims: bool):
         return None
     rows = xp.sum(xp.reshape(x, lead + (reduced // group, group * minor)), axis=first)
     out = xp.sum(xp.reshape(rows, lead + (group, minor)), axis=first)
-    shape = lead + ((1,) * len(axes) if keepdims else ()) + trailing
-    return xp.reshape(out, shape)
+    out_shape = lead + ((1,) * len(axes) if keepdims else ()) + trailing
+    return xp.reshape(out, out_shape)
 
 
 def blocked_mean(xp, x, axes):
