@@ -169,10 +169,11 @@ class PreparedInputs:
         if self._from_logits:
             log_p = self.gather(self._log_probs)
             return log_p, self.constant(1.0) - xp.exp(log_p)
-        if self._log_probs is not None:  # already paid for by another term
-            return self.gather(self._log_probs), self.gather(self.complement)
         p = nx.clip_probability(xp, self.gather(self.probs))
-        return xp.log(p), self.constant(1.0) - p
+        # A full-size log another term already paid for is gathered; 1 - p never is (the
+        # full-size complement is not kept).
+        log_p = xp.log(p) if self._log_probs is None else self.gather(self._log_probs)
+        return log_p, self.constant(1.0) - p
 
     def weighted_mean(self, per_element):
         """Mean of a per-element term (size-1 class axis) over ``reduce_axes``, mask-weighted.

@@ -135,6 +135,10 @@ def test_labelled_log_and_complement_is_the_gathered_full_terms(xp, from_logits)
     np.testing.assert_allclose(log_p, expected_log, rtol=1e-6, atol=0)
     np.testing.assert_allclose(complement, expected_complement, rtol=1e-6, atol=1e-12)
     assert np.all(np.isfinite(log_p)) and np.all(complement >= 0)
+    # Once the full-size log exists (another term needed it), it is gathered instead.
+    log_p, complement = (xp.to_numpy(t) for t in full.labelled_log_and_complement())
+    np.testing.assert_allclose(log_p, expected_log, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(complement, expected_complement, rtol=1e-6, atol=1e-12)
 
 
 @pytest.mark.parametrize("classes", [1, 4, 40])
