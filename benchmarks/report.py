@@ -284,7 +284,7 @@ def readme_summary(data) -> str:
 
 
 def _where(found):
-    detail = f", {found['detail']}" if found["detail"] and " MB" not in found["detail"] else ""
+    detail = f", {found['detail']}" if found["detail"] else ""
     return f"{found['value']:.2f} ({found['case']} {found['loss']}{detail})"
 
 
