@@ -6,6 +6,8 @@ core supports. Constants are created with the dtype and device of an input array
 
 from __future__ import annotations
 
+from ._namespace import is_tensorflow_namespace
+
 #: Probabilities are clipped to ``[PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON]`` inside log
 #: terms and the focal factors next to them (Keras' ``backend.epsilon()``), nowhere else.
 PROBABILITY_EPSILON = 1e-7
@@ -105,8 +107,6 @@ def log_sigmoid(xp, z):
     """
     from array_api_compat import is_torch_namespace
 
-    from ._namespace import is_tensorflow_namespace
-
     if is_torch_namespace(xp):
         import torch
 
@@ -133,8 +133,6 @@ def log_softmax(xp, z, axis: int):
     five full-size passes; in TensorFlow its fused kernel; in JAX :func:`_jax_log_softmax`.
     """
     from array_api_compat import is_jax_namespace, is_torch_namespace
-
-    from ._namespace import is_tensorflow_namespace
 
     if is_torch_namespace(xp):
         return z.log_softmax(axis)
@@ -196,8 +194,6 @@ def blocked_sum(xp, x, axes, keepdims: bool = False):
     axis length, a blocked sum that costs one extra small pass.
     """
     from array_api_compat import is_jax_namespace
-
-    from ._namespace import is_tensorflow_namespace
 
     if is_jax_namespace(xp) or is_tensorflow_namespace(xp):
         grouped = _grouped_sum(xp, x, axes, keepdims)
