@@ -44,6 +44,16 @@ class finfo:  # noqa: N801 - array-API name
         self.max = float(limits.max)
         self.min = float(limits.min)
         self.dtype = limits
+        # The smallest positive normal number: 2^(1 - bias) of the exponent field.
+        self.smallest_normal = {"float16": 2.0**-14, "float64": 2.0**-1022}.get(limits.name, 2.0**-126)
+
+
+class iinfo:  # noqa: N801 - array-API name
+    def __init__(self, dtype):
+        limits = tf.as_dtype(dtype)
+        self.bits = limits.size * 8
+        self.min, self.max = int(limits.min), int(limits.max)
+        self.dtype = limits
 
 
 def asarray(obj, dtype=None, device=None, copy=None):
@@ -121,7 +131,7 @@ def any(x, axis=None, keepdims=False):  # noqa: A001
     return tf.reduce_any(x, axis=_axis(axis), keepdims=keepdims)
 
 
-exp, log, log1p, abs, sqrt = tf.exp, tf.math.log, tf.math.log1p, tf.abs, tf.sqrt  # noqa: A001
+exp, log, log1p, abs, sqrt, sign = tf.exp, tf.math.log, tf.math.log1p, tf.abs, tf.sqrt, tf.sign  # noqa: A001
 maximum, minimum = tf.maximum, tf.minimum
 
 

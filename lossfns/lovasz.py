@@ -94,7 +94,7 @@ def _errors_and_labels(inputs: PreparedInputs, kept: list):
     one = inputs.constant(1.0)
     if inputs.target is not None:
         y = inputs.target
-        errors = xp.abs(y - p)
+        errors = nx.absolute(xp, y - p)
     else:  # sparse labels: the boolean hit selects 1 - p or p, no float one-hot of p's size
         hit = inputs.class_mask()
         errors = xp.where(hit, one - p, p)
@@ -220,7 +220,7 @@ def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=N
         hit = inputs.class_mask()
         y = xp.astype(hit, inputs.dtype)
         margins = xp.where(hit, logits, -logits)
-    errors = xp.clip(one - margins, min=0.0)  # relu before the sort: same order, same value
+    errors = nx.relu(xp, one - margins)  # before the sort: same order, same value
     errors, y = _leave_out_masked(inputs, errors, y)
     errors, y = (as_sets(xp, t, inputs.class_axis, batch) for t in (errors, y))
     per_channel, _ = lovasz_extension(xp, errors, y)

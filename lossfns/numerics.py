@@ -58,14 +58,16 @@ def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
     For a fractional exponent ``x`` is clamped at 0 first (a loss term ``1 - TI`` may round
     to ``-1e-16``, and inputs outside [0, 1] can make it negative) unless the caller passes
     ``clamp=False`` for a base that cannot be negative: on full-size tensors the clamp and
-    its backward cost more than the power itself. A whole exponent is applied as written.
+    its backward cost more than the power itself. The clamp's derivative at 0 is 1 (see
+    :func:`clamp_below`): a perfect prediction gets the slope of the linear piece on every
+    backend. A whole exponent is applied as written.
     """
     exponent = float(exponent)
     if exponent < 0:
         raise ValueError(f"exponent must be >= 0, got {exponent}")
     zero = full_like_scalar(xp, 0.0, x)
     if clamp and not exponent.is_integer():  # a whole power needs no clamp: 1 - TI as written
-        x = xp.clip(x, min=0.0)  # clip, not maximum: torch's maximum backward splits ties, 10x slower
+        x = clamp_below(xp, x, 0.0)
     if exponent == 0.0:
         # Built from x, not ones_like(x), so the result stays in the autograd graph.
         return x * zero + full_like_scalar(xp, 1.0, x)
@@ -78,6 +80,50 @@ def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
     powered = xp.where(above, x, floor) ** exponent
     slope = full_like_scalar(xp, POWER_FLOOR ** (exponent - 1.0), x)
     return xp.where(above, powered, x * slope)
+
+
+# Non-smooth points. Each library picks its own derivative at a kink (JAX: |x|' = 1 and a
+# tie of a clip split in halves at 0; torch and TensorFlow: 0 and 1), so every kink the
+# losses meet is written here with its derivative stated, the same on every backend
+# (docs: Concepts › Numerics at the edges).
+
+
+def absolute(xp, x):
+    """``|x|`` with derivative ``sign(x)``, which is 0 at ``x = 0``.
+
+    ``|p - y|`` of the soft-label confusion terms and of Lovász-Softmax is minimal at
+    ``p = y``: a zero derivative there keeps an exact prediction at rest (JAX's ``abs`` has
+    derivative 1 at 0; torch's and TensorFlow's have 0). ``sign`` has derivative 0, so the
+    second derivative is 0 as well.
+    """
+    return x * xp.sign(x)
+
+
+def relu(xp, x):
+    """``max(x, 0)`` with derivative 0 at ``x = 0`` (``torch.relu``'s convention).
+
+    The Lovász hinge's errors go through it; Berman et al.'s code and
+    segmentation-models-pytorch use ``relu``, so a margin of exactly 1 gets no gradient.
+    """
+    zero = full_like_scalar(xp, 0.0, x)
+    return xp.where(x > zero, x, zero)
+
+
+def clamp_below(xp, x, low: float):
+    """``max(x, low)`` with derivative 1 at ``x = low`` (the one-sided derivative from above).
+
+    Used where ``x`` lies at or above ``low`` in exact arithmetic and dips below it only by
+    rounding (``1 - TI`` at a perfect prediction): the derivative at the bound is the one
+    of the side where the function is defined, as torch's ``clamp`` gives.
+    """
+    bound = full_like_scalar(xp, low, x)
+    return xp.where(x < bound, bound, x)
+
+
+def clamp_between(xp, x, low, high):
+    """``x`` clamped to ``[low, high]`` (arrays or numbers), derivative 1 inside the closed
+    interval and 0 outside, on every backend; ``low <= high`` is the caller's to ensure."""
+    return xp.where(x < low, low, xp.where(x > high, high, x))
 
 
 def safe_sqrt(xp, x):
@@ -178,12 +224,23 @@ def _jax_log_softmax(xp, z, axis: int):
     total = xp.exp(slices[0] - shift)
     for part in slices[1:]:
         total = total + xp.exp(part - shift)
-    return z - (shift + xp.log(total))
+    return (z - shift) - xp.log(total)  # z - (shift + log Σ) would round at the shift's scale
 
 
 def clip_probability(xp, p):
-    """Clip to ``[eps, 1 - eps]`` for log terms (Keras' convention)."""
-    return xp.clip(p, min=PROBABILITY_EPSILON, max=1.0 - PROBABILITY_EPSILON)
+    """Clip to ``[eps, 1 - eps]`` for log terms (Keras' convention).
+
+    The derivative is 1 on the closed interval and 0 outside it (a probability of exactly
+    ``eps`` keeps its gradient). torch's ``clamp`` and TensorFlow's ``maximum``/``minimum``
+    pair already do that in one fused pass; JAX's ``clip`` splits a tie in halves, so there
+    the clip is written with :func:`clamp_between`.
+    """
+    from array_api_compat import is_jax_namespace
+
+    low, high = PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON
+    if is_jax_namespace(xp):
+        return clamp_between(xp, p, full_like_scalar(xp, low, p), full_like_scalar(xp, high, p))
+    return xp.clip(p, min=low, max=high)
 
 
 def blocked_sum(xp, x, axes, keepdims: bool = False):
