@@ -57,7 +57,7 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
         y = inputs.target
         actual = nx.blocked_sum(xp, y if m is None else y * m, axes)
         if inputs.soft_label:  # TP = (Σ m·p + Σ m·y − Σ m·|p − y|) / 2: minimal at p = y
-            distance = xp.abs(p - y)
+            distance = nx.absolute(xp, p - y)
             distance = nx.blocked_sum(xp, distance if m is None else distance * m, axes)
             tp = (predicted + actual - distance) * inputs.constant(0.5)
         else:
@@ -75,17 +75,45 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
     return ConfusionSums(tp, predicted, actual)
 
 
-def true_negatives(inputs: PreparedInputs, sums: ConfusionSums):
-    """``TN = Σ m − Σ m·p − Σ m·y + TP`` per class, like ``sums`` (``all_reduce`` applied)."""
+def element_total(inputs: PreparedInputs):
+    """``Σ m`` per sample (over the batch with ``batch=True``), ``all_reduce`` applied."""
     xp = inputs.xp
     axes = inputs.reduce_axes + (inputs.class_axis,)
     if inputs.weights is None:
         total = nx.blocked_sum(xp, xp.ones_like(inputs.take_class(inputs.probs, 0)), axes)
     else:
         total = nx.blocked_sum(xp, inputs.weights, axes)
-    if inputs.all_reduce is not None:
-        total = inputs.all_reduce(total)
-    return xp.expand_dims(total, axis=-1) - sums.predicted - sums.actual + sums.tp
+    return total if inputs.all_reduce is None else inputs.all_reduce(total)
+
+
+def true_negatives(inputs: PreparedInputs, sums: ConfusionSums):
+    """``TN = Σ m − Σ m·p − Σ m·y + TP`` per class, like ``sums`` (``all_reduce`` applied)."""
+    total = inputs.xp.expand_dims(element_total(inputs), axis=-1)
+    return total - sums.predicted - sums.actual + sums.tp
+
+
+def bounded_counts(xp, sums: ConfusionSums, total) -> Confusion:
+    """TP, FP, FN and TN, each clamped to ``[0, the smaller of its two margins]``.
+
+    For ``p`` and ``y`` in [0, 1] each count is at most its row and column total (TP ≤ A,
+    P; FP ≤ P, N − A; FN ≤ A, N − P; TN ≤ N − A, N − P), but FP, FN and TN come from
+    differences of sums and round. The clamps make every count non-negative, so that
+    ``|TP·TN − FP·FN| ≤ √((TP+FP)(TP+FN)(TN+FP)(TN+FN))`` holds as it does exactly, and
+    make a count exactly 0 where a margin is: a class filling a sample (``N − A = 0``, an
+    exact count for hard labels) has FP = TN = 0 instead of ``±`` the rounding of ``N``.
+    Where a clamp binds, the count's true gradient equals its bound's.
+    """
+    zero = nx.full_like_scalar(xp, 0.0, sums.tp)
+    total = xp.expand_dims(total, axis=-1)
+    predicted, actual = nx.clamp_below(xp, sums.predicted, 0.0), nx.clamp_below(xp, sums.actual, 0.0)
+    negatives = nx.clamp_below(xp, total - actual, 0.0)
+    predicted_negative = nx.clamp_below(xp, total - predicted, 0.0)
+    tp = nx.clamp_between(xp, sums.tp, zero, xp.minimum(actual, predicted))
+    fp = nx.clamp_between(xp, predicted - sums.tp, zero, xp.minimum(predicted, negatives))
+    fn = nx.clamp_between(xp, actual - sums.tp, zero, xp.minimum(actual, predicted_negative))
+    tn = nx.clamp_between(xp, predicted_negative - sums.actual + sums.tp, zero,
+                          xp.minimum(negatives, predicted_negative))
+    return Confusion(tp, fp, fn, tn)
 
 
 @v.validated()

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from . import numerics as nx
 from . import validation as v
+from .confusion import bounded_counts, confusion_sums, element_total
 from .inputs import prepare
-from .region import average_classes
+from .region import combine_classes
 
 
 def matthews_correlation(xp, tp, fp, fn, tn, *, epsilon: float):
     r"""``(TP·TN − FP·FN) / (sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) + ε)``, finite everywhere.
 
     The square root is guarded (its derivative at 0 is infinite). A zero denominator
-    (ε = 0 and an empty factor) gives 1 when FP = FN = 0 and 0 otherwise.
+    (ε = 0 and an empty factor) gives 1 when FP = FN = 0 and 0 otherwise. For non-negative
+    counts the coefficient lies in [-1, 1]; the products round, so it is clamped there.
     """
-    zero = nx.full_like_scalar(xp, 0.0, tp)
+    zero, one = nx.full_like_scalar(xp, 0.0, tp), nx.full_like_scalar(xp, 1.0, tp)
     product = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
     denominator = nx.safe_sqrt(xp, product) + nx.full_like_scalar(xp, epsilon, tp)
-    mcc = nx.safe_divide(xp, tp * tn - fp * fn, denominator)
+    mcc = nx.clamp_between(xp, nx.safe_divide(xp, tp * tn - fp * fn, denominator), -one, one)
     perfect = (denominator == zero) & (fp == zero) & (fn == zero)
-    return xp.where(perfect, nx.full_like_scalar(xp, 1.0, tp), mcc)
+    return xp.where(perfect, one, mcc)
 
 
 @v.validated(epsilon=v.check_nonnegative)
@@ -73,13 +75,13 @@ def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
                      ignore_index=ignore_index, batch=batch, validate=validate,
                      all_reduce=all_reduce, soft_label=soft_label)
     xp = inputs.xp
+    counts = bounded_counts(xp, confusion_sums(inputs), element_total(inputs))
 
     def class_loss(tp, fp, fn, tn):
         return inputs.constant(1.0) - matthews_correlation(xp, tp, fp, fn, tn, epsilon=epsilon)
 
-    return average_classes(inputs, class_loss, average=average, class_weights=class_weights,
-                           include_background=include_background,
-                           background_index=background_index, with_tn=True)
+    return combine_classes(inputs, counts, class_loss, average=average, class_weights=class_weights,
+                           include_background=include_background, background_index=background_index)
 
 
 __all__ = ["matthews_correlation", "mcc_loss"]

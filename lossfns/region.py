@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import numerics as nx
 from . import validation as v
-from .confusion import confusion_sums, true_negatives
+from .confusion import confusion_sums
 from .inputs import PreparedInputs, prepare
 
 
@@ -18,10 +18,8 @@ def tversky_index(xp, tp, fp, fn, *, alpha: float, beta: float, epsilon: float):
 
 
 def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", class_weights=None,
-                    include_background=True, background_index=0, with_tn=False):
+                    include_background=True, background_index=0):
     """Apply ``class_loss(tp, fp, fn)`` per class and combine the classes (docs: Losses › Region losses).
-
-    ``with_tn=True`` passes the true negatives too, ``class_loss(tp, fp, fn, tn)`` (MCC).
 
     * ``macro``: the mean of the per-class losses.
     * ``micro``: TP, FP and FN summed over classes first, then one formula.
@@ -32,9 +30,20 @@ def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", clas
     ``class_weights`` is ignored unless ``average="weighted"``, as in tensorflow-mri.
     The arguments were checked by the public function.
     """
-    xp = inputs.xp
     sums = confusion_sums(inputs)
-    terms = (sums.tp, sums.fp, sums.fn) + ((true_negatives(inputs, sums),) if with_tn else ())
+    return combine_classes(inputs, (sums.tp, sums.fp, sums.fn), class_loss, average=average,
+                           class_weights=class_weights, include_background=include_background,
+                           background_index=background_index)
+
+
+def combine_classes(inputs: PreparedInputs, terms: tuple, class_loss, *, average="macro",
+                    class_weights=None, include_background=True, background_index=0):
+    """``class_loss(*terms)`` per class, combined by ``average`` as in :func:`average_classes`.
+
+    ``terms`` are per-class counts ``[..., classes]`` whose first and third are TP and FN
+    (the support of ``"weighted"``); ``"micro"`` sums each over the classes first.
+    """
+    xp = inputs.xp
     kept = kept_classes(inputs.num_classes, include_background, background_index)
     terms = inputs.select_classes(kept, *terms, axis=-1)
     if class_weights is not None:
