@@ -24,11 +24,18 @@ def class_weights_from_labels(xp, actual, weighting: str):
     A class absent from the labels (``A_c = 0``, an infinite weight) takes the largest weight
     of the present classes along the last axis, as MONAI does; with no class present every
     weight is 0. ``actual`` holds no prediction, so no gradient reaches ``y_pred`` this way.
+
+    A label mass whose ``A_c`` (or ``A_c²``) is below the dtype's smallest normal number
+    (soft labels from a confident teacher: ``A ≈ 1e-20`` in float32) counts as absent too:
+    there ``1/A²`` overflows to infinity on NumPy and torch, while JAX and TensorFlow flush
+    the subnormal to 0. One threshold gives every backend the absent class's weight.
     """
     if weighting == "uniform":
         return xp.ones_like(actual)
     denominator = actual * actual if weighting == "square" else actual
-    present = denominator > nx.full_like_scalar(xp, 0.0, denominator)
+    smallest_normal = float(xp.finfo(denominator.dtype).smallest_normal)
+    present = denominator >= nx.full_like_scalar(xp, smallest_normal, denominator)
+    denominator = xp.where(present, denominator, xp.zeros_like(denominator))
     weights = nx.safe_divide(xp, xp.ones_like(denominator), denominator)  # 0 where absent
     largest = xp.max(weights, axis=-1, keepdims=True)
     return xp.where(present, weights, largest)
