@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from . import numerics as nx
 from . import validation as v
-from .inputs import PreparedInputs, prepare
+from .inputs import PreparedInputs, label_value_or_none, prepare
 from .region import kept_classes
 
 
@@ -82,10 +82,8 @@ def soft_skeleton(xp, x, axes, iterations: int):
     ``open(x) = dilate(erode(x))``, and ``erode(x)`` is the next iteration's ``x``: each step
     costs one erosion and one dilation.
     """
-    zero = nx.full_like_scalar(xp, 0.0, x)
-
-    def relu(t):  # derivative 0 at 0 on every backend, as torch's relu
-        return xp.where(t > zero, t, zero)
+    def relu(t):
+        return nx.relu(xp, t)
 
     eroded = soft_erosion(xp, x, axes)
     skeleton = relu(x - soft_dilation(xp, eroded, axes))
@@ -102,6 +100,7 @@ def _dense_target(inputs: PreparedInputs, y_true, ignore_index):
     if inputs.target is not None:
         return inputs.target
     hit = inputs.class_mask()
+    ignore_index = label_value_or_none(xp, inputs.labels.dtype, ignore_index)
     if ignore_index is not None:  # inputs.labels already holds 0 there: look at the labels given
         given = y_true if y_true.ndim == inputs.labels.ndim else xp.expand_dims(y_true, axis=inputs.class_axis)
         hit = hit & (given != ignore_index)

@@ -166,11 +166,8 @@ def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
     else:
         # The positive term only at the labelled channel, from the gathered logs; the
         # negative term zeroed there (not subtracted: that would cancel large terms).
-        # A label outside [0, C) (unvalidated) hits no channel, as `labels == c` would, and
-        # is gathered at channel 0: torch and TensorFlow's CPU gathers fail out of range.
-        labels = inputs.index_labels
-        in_range = (labels >= 0) & (labels < inputs.num_classes)
-        index = xp.where(in_range, labels, xp.zeros_like(labels))
+        # A label outside [0, C) (unvalidated) hits no channel, as `labels == c` would.
+        index, in_range = inputs.labelled_index()
         at_label = _binary_terms(inputs, xp.take_along_axis(log_p, index, axis=inputs.class_axis),
                                  xp.take_along_axis(log_q, index, axis=inputs.class_axis),
                                  positive=True, **focal)

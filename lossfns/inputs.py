@@ -50,6 +50,7 @@ class PreparedInputs:
         self._from_logits = log_probs is not None
         self._sigmoid_logits = sigmoid_logits  # kept for log(1 - p) = log_sigmoid(-z)
         self._clipped = None
+        self._labelled_index = None
         self.num_classes = self._reference.shape[class_axis]
 
     @property
@@ -142,26 +143,38 @@ class PreparedInputs:
         shape[self.class_axis] = self.num_classes
         return self.labels == self.xp.reshape(classes, tuple(shape))
 
-    @property
-    def index_labels(self):
-        """The sparse labels in the library's index dtype (torch gathers with int64 only)."""
-        xp = self.xp
-        info = getattr(xp, "__array_namespace_info__", None)
-        if info is None:  # the TensorFlow shim gathers with any integer dtype
-            return self.labels
-        index_dtype = info().default_dtypes(device=self.device)["indexing"]
-        return self.labels if self.labels.dtype == index_dtype else xp.astype(self.labels, index_dtype)
+    def labelled_index(self):
+        """``(index, in_range)``: the labels clipped into ``[0, C)`` in the library's index
+        dtype (torch gathers with int64 only), and where they were in range.
+
+        An unvalidated label outside ``[0, C)`` belongs to no class, as it does in
+        ``labels == c``: gathers read class 0 there and :meth:`gather` zeroes the result.
+        Never an out-of-bounds read (torch's CPU ``take_along_dim`` does not check bounds).
+        """
+        if self._labelled_index is None:
+            xp, labels = self.xp, self.labels
+            info = getattr(xp, "__array_namespace_info__", None)
+            if info is not None:  # the TensorFlow shim gathers with any integer dtype
+                index_dtype = info().default_dtypes(device=self.device)["indexing"]
+                labels = labels if labels.dtype == index_dtype else xp.astype(labels, index_dtype)
+            index = xp.clip(labels, min=0, max=self.num_classes - 1)
+            self._labelled_index = (index, index == labels)
+        return self._labelled_index
 
     def gather(self, x):
-        """``x`` at each element's labelled class: shape of ``x`` with a size-1 class axis."""
-        return self.xp.take_along_axis(x, self.index_labels, axis=self.class_axis)
+        """``x`` at each element's labelled class, 0 where the label is outside ``[0, C)``:
+        the shape of ``x`` with a size-1 class axis."""
+        index, in_range = self.labelled_index()
+        taken = self.xp.take_along_axis(x, index, axis=self.class_axis)
+        return self.xp.where(in_range, taken, self.constant(0.0))
 
     def labelled_log_and_complement(self):
         """``(log p, 1 - p)`` at each element's labelled class (sparse labels only).
 
         Computed on the gathered slice, which is ``1/C`` of the volume: the full-size
         ``log(clip(p))``, ``exp`` and ``1 - p`` (and their gradients) are never formed. Each
-        element gets exactly what gathering :attr:`log_probs` and :attr:`complement` would give.
+        element gets exactly what gathering :attr:`log_probs` and :attr:`complement` would give;
+        ``log p`` is 0 where the label is outside ``[0, C)`` (no class: no term).
         """
         xp = self.xp
         if self._sigmoid_logits is not None:
@@ -169,10 +182,12 @@ class PreparedInputs:
         if self._from_logits:
             log_p = self.gather(self._log_probs)
             return log_p, self.constant(1.0) - xp.exp(log_p)
-        p = nx.clip_probability(xp, self.gather(self.probs))
-        # A full-size log another term already paid for is gathered; 1 - p never is (the
-        # full-size complement is not kept).
-        log_p = xp.log(p) if self._log_probs is None else self.gather(self._log_probs)
+        if self._log_probs is not None:  # a full-size log another term already paid for
+            p = nx.clip_probability(xp, self.gather(self.probs))
+            return self.gather(self._log_probs), self.constant(1.0) - p
+        index, in_range = self.labelled_index()
+        p = nx.clip_probability(xp, xp.take_along_axis(self.probs, index, axis=self.class_axis))
+        log_p = xp.where(in_range, xp.log(p), self.constant(0.0))
         return log_p, self.constant(1.0) - p
 
     def weighted_mean(self, per_element):
@@ -284,6 +299,19 @@ def _split_labels(xp, y_true, y_pred_shape, class_axis):
     raise TypeError(f"sparse y_true (class indices) must have an integer dtype, got {dtype}")
 
 
+def label_value_or_none(xp, dtype, value):
+    """``value`` if an integer label of ``dtype`` can hold it, else ``None``: no label equals it.
+
+    ``labels == -1`` on uint8 labels casts -1 to 255 in torch, JAX and TensorFlow (and 256 to
+    0) but compares exactly in NumPy; an ``ignore_index`` outside the dtype's range therefore
+    ignores nothing, on every backend, as exact comparison says.
+    """
+    if value is None:
+        return None
+    limits = xp.iinfo(dtype)
+    return value if int(limits.min) <= value <= int(limits.max) else None
+
+
 def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype):
     """One weight array from ``mask`` and ``ignore_index`` (``None`` when neither is given).
 
@@ -355,6 +383,8 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
     target, labels = _split_labels(xp, y_true, y_pred.shape, axis)
     if ignore_index is not None and labels is None:
         raise ValueError("ignore_index needs integer class labels in y_true; got dense labels")
+    if labels is not None:
+        ignore_index = label_value_or_none(xp, labels.dtype, ignore_index)
     if validate:
         v.check_data_ranges(
             xp, y_pred=None if activation else y_pred,
