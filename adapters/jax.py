@@ -25,7 +25,6 @@ import jax
 
 from lossfns import registry
 from lossfns.deep_supervision import level_weights, supervised_levels
-from lossfns.inputs import prepare
 from lossfns.registry import LossSpec
 
 from . import _common
@@ -50,11 +49,11 @@ def _make_function(spec: LossSpec, name: str):
         _common.check_distributed(spec, "axis_name", axis_name, batch=values["batch"], unit="shard")
         if values["validate"]:
             # Inside the compiled function every array is a tracer and the data checks are
-            # skipped; run them here, eagerly, while the arrays are concrete (a no-op when
-            # this call is itself being traced by an outer jit).
-            prepare(targets, predictions, mask=mask, validate=True, binary_loss=spec.sigmoid_only,
-                    **{k: values[k] for k in ("class_axis", "from_logits", "ignore_index", "batch")})
-            values = {**values, "validate": False}
+            # skipped: call the core itself, unjitted, so that it checks the concrete arrays
+            # as it would for any caller (what it checks depends on the loss: distance maps
+            # are not labels). Under an outer jit the checks are a no-op, as documented.
+            all_reduce = None if axis_name is None else functools.partial(jax.lax.psum, axis_name=axis_name)
+            return spec.function(targets, predictions, mask=mask, all_reduce=all_reduce, **values)
         static = tuple((key, _common.hashable(value)) for key, value in values.items())
         return compiled(predictions, targets, mask, static, axis_name)
 
