@@ -79,12 +79,19 @@ class LossSpec:
         return self.function.checks["from_logits"] is v.check_sigmoid_from_logits
 
     def validate(self, **values) -> dict:
-        """Check hyperparameters and options with the core's own checks, before any data."""
+        """Check hyperparameters and options with the core's own checks, before any data.
+
+        A per-class sequence is checked against the number of classes at each call; here
+        only the lengths that no input can match are refused
+        (:func:`~lossfns.validation.check_per_class_lengths`).
+        """
         checks = self.function.checks
         for name in values:
             if name not in checks or name in PER_CALL:
                 raise TypeError(f"{self.name}() got an unexpected keyword argument {name!r}")
-        return {name: checks[name](name, value) for name, value in values.items()}
+        checked = {name: checks[name](name, value) for name, value in values.items()}
+        v.check_per_class_lengths(checked, two_channels=self.function.two_channels)
+        return checked
 
 
 def _camel(name: str) -> str:

@@ -229,6 +229,31 @@ OPTION_CHECKS = {
 }
 
 
+def check_per_class_lengths(values: dict, *, two_channels: bool) -> None:
+    """Per-class sequences (tuples, once checked) that fit no input at all.
+
+    Without an input the number of classes is unknown, so a length can be wrong for every
+    input only by being too short (a single channel counts as two classes where
+    ``two_channels``), by leaving ``background_index`` out of range, or by disagreeing with
+    another per-class sequence of the same loss. The adapters run this when they are built;
+    the length against the input's classes is checked at each call.
+    """
+    lengths = {name: len(value) for name, value in values.items() if isinstance(value, tuple)}
+    smallest = 2 if two_channels else 1
+    background = values.get("background_index")
+    for name, length in lengths.items():
+        if length < smallest:
+            raise ValueError(f"{name} has {length} entries but every input has at least {smallest} "
+                             f"classes (one entry per class)")
+        if isinstance(background, int) and not -length <= background < length:
+            raise ValueError(f"background_index {background} is out of range for {length} classes "
+                             f"({name} has one entry per class)")
+    if len(set(lengths.values())) > 1:
+        (first, n), *others = lengths.items()
+        other, m = next((name, k) for name, k in others if k != n)
+        raise ValueError(f"{other} has {m} entries but {first} has {n}; both have one entry per class")
+
+
 def _shape_checks(y_pred, values: dict, *, two_channels: bool) -> None:
     """Checks that need ``y_pred``'s static shape: class axis, per-class lengths, background."""
     shape = getattr(y_pred, "shape", None)
@@ -288,6 +313,7 @@ def validated(*, two_channels: bool = False, **checks):
             return function(*args, **values)
 
         checked.checks = table
+        checked.two_channels = two_channels
         checked.hyperparameters = tuple(n for n in keyword_only if n in checks and n not in OPTION_CHECKS)
         return checked
 
