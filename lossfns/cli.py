@@ -391,13 +391,41 @@ def _finite_or_none(x: float):
     return x if math.isfinite(x) else None
 
 
-def _evaluate(names, y_true, y_pred, options):
+def _why_not(spec, from_logits, has_maps: bool) -> str:
+    """Why ``spec`` cannot be computed from what was given ('' when it can).
+
+    These losses would accept the arrays and return a number that means nothing, so the
+    core cannot be left to reject them: probabilities read as logits, labels as distances.
+    """
+    if spec.logits_only and from_logits is False:
+        return "takes logits only: pass --from-logits if --y-pred holds logits (not computed from probabilities)"
+    if spec.target_kind == "distance_maps" and not has_maps:
+        return ("takes signed distance maps, not labels: give them with --distance-maps FILE "
+                "or compute them with --distance-maps-from-labels")
+    return ""
+
+
+def _refuse_unusable(names, args) -> None:
+    """A loss asked for by name that these options cannot compute is an argument error."""
+    has_maps = bool(args.distance_maps or args.distance_maps_from_labels)
+    for name in names or ():
+        why = _why_not(registry.get(name), args.from_logits, has_maps)
+        if why:
+            raise CLIError(f"{name} {why}")
+
+
+def _evaluate(names, y_true, y_pred, options, maps=None):
     """``(results, skipped)``: per-sample values and mean of each loss, or why it was skipped."""
     results, skipped = {}, {}
     for name in names or [spec.name for spec in registry.LOSSES]:
         spec = registry.get(name)
+        why = _why_not(spec, options.get("from_logits", False), maps is not None)
+        if why:  # only in the default list: a loss named in --losses was refused up front
+            skipped[name] = why
+            continue
+        target = maps if spec.target_kind == "distance_maps" else y_true
         try:
-            values = np.asarray(spec.function(y_true, y_pred, validate=True, **options), dtype=np.float64)
+            values = np.asarray(spec.function(target, y_pred, validate=True, **options), dtype=np.float64)
         except (ValueError, TypeError) as exc:
             if names:  # the user asked for this loss: its rejection is the answer
                 raise CLIError(f"{name}: {testing.one_line(exc)}") from None
@@ -435,30 +463,105 @@ def _read_eval_inputs(args):
     return _as_labels(y_true, y_pred, args.class_axis), y_pred
 
 
-def command_eval(args) -> int:
+def _read_distance_maps(args, y_pred):
+    """The --distance-maps array, batched as y_pred is and checked against it."""
+    maps, nifti = load_array(args.distance_maps, args.key, "--distance-maps")
+    if args.no_batch or nifti:
+        maps = maps[None]
+    if not np.issubdtype(maps.dtype, np.floating):
+        raise CLIError(f"--distance-maps must hold floating-point signed distances, got dtype {maps.dtype} "
+                       f"from {args.distance_maps}")
+    if maps.shape != y_pred.shape:
+        raise CLIError(f"--distance-maps shape {maps.shape} does not match y_pred shape {y_pred.shape} "
+                       "(one signed distance map per class)")
+    return maps
+
+
+def _hard_label_indices(y_true, y_pred, axis):
+    """Integer class indices without the class axis, or None when y_true is soft or multi-hot.
+
+    One channel is the foreground, so its labels must be 0/1; dense labels of several
+    classes must be one-hot, one 1 per element.
+    """
+    from .inputs import label_layout
+
+    classes = y_pred.shape[axis]
+    labels = np.asarray(y_true)
+    dense = label_layout(labels.shape, y_pred.shape, axis) == "dense"
+    # A size-1 class axis goes: indices against several classes, or the one channel's 0/1 map.
+    if labels.ndim == y_pred.ndim and (classes == 1 or not dense):
+        labels, dense = np.squeeze(labels, axis=axis), False
+    if dense:
+        one_hot = np.all((labels == 0) | (labels == 1)) and np.all(np.sum(labels, axis=axis) == 1)
+        return np.argmax(labels, axis=axis) if one_hot else None
+    if np.issubdtype(labels.dtype, np.integer):
+        return labels
+    binary = np.all((labels == 0) | (labels == 1))
+    return labels.astype(np.int64) if binary else None
+
+
+def _distance_maps_from_labels(y_true, y_pred, class_axis):
+    """Signed distance maps of the labels, one per channel of y_pred (element spacing 1)."""
+    from .boundary import signed_distance_maps
+
+    axis = class_axis % y_pred.ndim  # valid: prepare() has checked it
+    labels = _hard_label_indices(y_true, y_pred, axis)
+    if labels is None:
+        raise CLIError("--distance-maps-from-labels needs class indices, one-hot or 0/1 y_true; these labels "
+                       "are soft or multi-hot (give the maps with --distance-maps FILE)")
+    classes = y_pred.shape[axis]
+    try:
+        if classes == 1:  # one channel is the foreground: class 1 of the 0/1 labels
+            return np.take(signed_distance_maps(labels, 2, class_axis=axis), [1], axis=axis)
+        return signed_distance_maps(labels, classes, class_axis=axis)
+    except (ImportError, ValueError, TypeError) as exc:  # no SciPy, or no spatial axis
+        raise CLIError(f"--distance-maps-from-labels: {testing.one_line(exc)}") from None
+
+
+def _distance_maps(args, names, y_true, y_pred):
+    """The maps from --distance-maps or --distance-maps-from-labels; None when none is given.
+
+    Only when a selected loss takes them: the distance transform of a large volume is slow.
+    """
+    selected = [registry.get(name) for name in names] if names else registry.LOSSES
+    if not any(spec.target_kind == "distance_maps" for spec in selected):
+        return None
+    if args.distance_maps:
+        return _read_distance_maps(args, y_pred)
+    if args.distance_maps_from_labels:
+        return _distance_maps_from_labels(y_true, y_pred, args.class_axis)
+    return None
+
+
+def _check_labels(y_true, y_pred, options) -> None:
+    """The core's checks of y_true and y_pred, before any loss runs."""
     from .inputs import prepare
 
+    try:
+        prepare(y_true, y_pred, validate=True, **options)
+    except (ValueError, TypeError) as exc:
+        # Negative "labels" are most likely signed distance maps given in the wrong place.
+        negative = np.issubdtype(y_true.dtype, np.floating) and bool(np.any(y_true < 0))
+        hint = " (signed distance maps go in --distance-maps FILE)" if negative else ""
+        raise CLIError(testing.one_line(exc) + hint) from None
+
+
+def command_eval(args) -> int:
     names = _loss_names(args.losses)
+    _refuse_unusable(names, args)  # before reading files that may be large
     y_true, y_pred = _read_eval_inputs(args)
     options = {"class_axis": args.class_axis}
     if args.from_logits is not False:
         options["from_logits"] = args.from_logits
     if args.ignore_index is not None:
         options["ignore_index"] = args.ignore_index
-    try:
-        prepare(y_true, y_pred, validate=True, **options)
-    except (ValueError, TypeError) as exc:
-        raise CLIError(testing.one_line(exc)) from None
-    results, skipped = _evaluate(names, y_true, y_pred, options)
+    _check_labels(y_true, y_pred, options)
+    maps = _distance_maps(args, names, y_true, y_pred)
+    results, skipped = _evaluate(names, y_true, y_pred, options, maps)
     if args.json:
-        safe = {name: {"mean": _finite_or_none(r["mean"]), "per_sample": [_finite_or_none(x) for x in r["per_sample"]]}
-                for name, r in results.items()}
-        print(_dumps({
-            "y_true": {"path": args.y_true, "shape": list(y_true.shape), "dtype": str(y_true.dtype)},
-            "y_pred": {"path": args.y_pred, "shape": list(y_pred.shape), "dtype": str(y_pred.dtype)},
-            "options": options, "losses": safe, "skipped": skipped}))
+        print(_dumps(_eval_document(args, y_true, y_pred, maps, options, results, skipped)))
     else:
-        print(_eval_text(results, skipped, y_true, y_pred))
+        print(_eval_text(results, skipped, y_true, y_pred, maps))
     problem = _non_finite(results)
     if problem:
         sys.stdout.flush()
@@ -467,7 +570,22 @@ def command_eval(args) -> int:
     return EXIT_OK
 
 
-def _eval_text(results, skipped, y_true, y_pred) -> str:
+def _eval_document(args, y_true, y_pred, maps, options, results, skipped) -> dict:
+    """The --json output: inputs, options, results (non-finite numbers as null), skips."""
+    safe = {name: {"mean": _finite_or_none(r["mean"]), "per_sample": [_finite_or_none(x) for x in r["per_sample"]]}
+            for name, r in results.items()}
+    document = {
+        "y_true": {"path": args.y_true, "shape": list(y_true.shape), "dtype": str(y_true.dtype)},
+        "y_pred": {"path": args.y_pred, "shape": list(y_pred.shape), "dtype": str(y_pred.dtype)},
+        "distance_maps": None,
+        "options": options, "losses": safe, "skipped": skipped}
+    if maps is not None:
+        document["distance_maps"] = {"path": args.distance_maps, "from_labels": args.distance_maps_from_labels,
+                                     "shape": list(maps.shape), "dtype": str(maps.dtype)}
+    return document
+
+
+def _eval_text(results, skipped, y_true, y_pred, maps=None) -> str:
     shown = 8
     rows = []
     for name, r in results.items():
@@ -475,8 +593,10 @@ def _eval_text(results, skipped, y_true, y_pred) -> str:
         if len(r["per_sample"]) > shown:
             samples += f" ... ({len(r['per_sample'])} samples; --json lists all)"
         rows.append([name, f"{r['mean']:.10g}", samples])
-    lines = [f"y_true {tuple(y_true.shape)} {y_true.dtype}, y_pred {tuple(y_pred.shape)} {y_pred.dtype}",
-             format_table(["loss", "mean", "per-sample"], rows)]
+    inputs = f"y_true {tuple(y_true.shape)} {y_true.dtype}, y_pred {tuple(y_pred.shape)} {y_pred.dtype}"
+    if maps is not None:
+        inputs += f", distance maps {tuple(maps.shape)} {maps.dtype}"
+    lines = [inputs, format_table(["loss", "mean", "per-sample"], rows)]
     lines += [f"skip  {name}: {why}" for name, why in skipped.items()]
     return "\n".join(lines)
 
@@ -494,8 +614,12 @@ y_true holds dense labels (y_pred's shape) or class indices (the class axis abse
 size 1); a float label map of that shape whose values are whole numbers, as NIfTI label
 files often are, is read as integer labels. Data ranges are checked (validate=True).
 Without --losses every loss is computed and those that reject the inputs are listed as
-skipped; with --losses such a rejection is an error (exit status 2). A loss that is not
-finite is shown (null in --json) and makes the exit status 1.
+skipped; with --losses such a rejection is an error (exit status 2). A loss that takes
+logits only (lovasz_hinge_loss) needs --from-logits, and one that takes signed distance
+maps (boundary_loss) needs --distance-maps FILE (y_pred's shape, read like the other
+arrays) or --distance-maps-from-labels (computed from hard labels with SciPy, element
+spacing 1); without them such a loss is skipped, or refused when --losses names it. A
+loss that is not finite is shown (null in --json) and makes the exit status 1.
 """
 
 
@@ -544,6 +668,11 @@ def _add_eval_parser(sub):
     p.add_argument("--ignore-index", type=int, default=None, help="label value to leave out (sparse labels)")
     p.add_argument("--key", help="array name inside .npz files (default: the first array)")
     p.add_argument("--no-batch", action="store_true", help="the arrays have no batch axis: add one of size 1")
+    maps = p.add_mutually_exclusive_group()
+    maps.add_argument("--distance-maps", metavar="FILE",
+                      help="signed distance maps of y_pred's shape, for the losses that take them (boundary_loss)")
+    maps.add_argument("--distance-maps-from-labels", action="store_true",
+                      help="compute those maps from y_true with lossfns.signed_distance_maps (needs SciPy)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=command_eval)
 

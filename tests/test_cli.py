@@ -351,12 +351,14 @@ def test_eval_npy_matches_core(tmp_path):
     np.save(tmp_path / "t.npy", y_true)
     np.save(tmp_path / "p.npy", y_pred)
     document = eval_json("--y-true", tmp_path / "t.npy", "--y-pred", tmp_path / "p.npy")
-    # All losses by default; those that take signed distance maps, not labels, say why they skipped.
-    label_losses = [s.name for s in registry.LOSSES if s.target_kind == "labels"]
-    map_losses = {s.name for s in registry.LOSSES if s.target_kind == "distance_maps"}
+    # All losses by default; those that take signed distance maps, not labels, or logits,
+    # not probabilities, say why they skipped and which option they need.
+    label_losses = [s.name for s in registry.LOSSES if s.target_kind == "labels" and not s.logits_only]
+    needs = {s.name: "--distance-maps" if s.target_kind == "distance_maps" else "--from-logits"
+             for s in registry.LOSSES if s.name not in label_losses}
     assert set(document["losses"]) == set(label_losses)
-    assert set(document["skipped"]) == map_losses and map_losses
-    assert all("distance_maps" in why for why in document["skipped"].values())
+    assert set(document["skipped"]) == set(needs) and needs
+    assert all(needs[name] in why for name, why in document["skipped"].items())
     assert_matches_core(document, y_true, y_pred, label_losses)
     assert document["y_pred"]["shape"] == [3, 6, 5, 4]
 
@@ -501,7 +503,7 @@ def test_eval_non_finite_loss_exits_1_and_writes_valid_json(good_files, monkeypa
     def broken(y_true, y_pred, **options):
         return np.array([np.nan, np.inf])
 
-    spec = SimpleNamespace(name="broken_loss", function=broken)
+    spec = SimpleNamespace(name="broken_loss", function=broken, target_kind="labels", logits_only=False)
     monkeypatch.setattr(cli, "registry", SimpleNamespace(LOSSES=(spec,), get=lambda name: spec))
     true, pred = good_files
     assert cli.main(["eval", "--y-true", str(true), "--y-pred", str(pred), "--json"]) == 1
@@ -562,3 +564,149 @@ def test_parity_worker_timeout_is_an_error():
 def test_parity_unwritable_json_path_exits_2_before_running(tmp_path):
     result = run_cli("parity", "--backends", "numpy", "--json", tmp_path / "no" / "such" / "dir.json")
     assert_one_line_error(result, "cannot write --json")
+
+
+# ------------------------------------------------ eval: losses that need logits or distance maps
+# In process (cli.main) to stay fast; the subprocess tests above cover the entry point.
+
+
+def eval_main(capsys, *args):
+    """``(status, stdout, stderr)`` of ``lossfns eval`` run in this process."""
+    from lossfns import cli
+
+    status = cli.main(["eval", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_refused(outcome, *fragments):
+    status, out, err = outcome
+    assert status == 2 and out == "", err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("lossfns eval: error: "), err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+@pytest.fixture
+def segmentation(tmp_path):
+    """Sparse and one-hot labels ``[2, 6, 5]`` of 3 classes, logits and probabilities (channels last)."""
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 3, size=(2, 6, 5))
+    labels[0, :3, :2] = 1  # a blob with an inside, so the maps take negative values
+    logits = rng.normal(size=(2, 6, 5, 3))
+    arrays = {"t": labels, "onehot": np.eye(3)[labels], "logits": logits,
+              "p": np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)}
+    paths = {}
+    for name, array in arrays.items():
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], array)
+    return arrays, paths
+
+
+def test_eval_skips_logits_only_losses_on_probabilities(segmentation, capsys):
+    # Regression: without --from-logits, lovasz_hinge_loss (logits only) read the
+    # probabilities as logits and reported a meaningless number with exit status 0.
+    arrays, paths = segmentation
+    inputs = ["--y-true", paths["t"], "--y-pred", paths["p"]]
+    status, out, _ = eval_main(capsys, *inputs, "--json")
+    document = json.loads(out)
+    assert status == 0 and "lovasz_hinge_loss" not in document["losses"]
+    assert "--from-logits" in document["skipped"]["lovasz_hinge_loss"]
+    status, out, _ = eval_main(capsys, *inputs)
+    assert status == 0 and "skip  lovasz_hinge_loss: " in out and "--from-logits" in out
+    # Asked for by name, it is refused, naming the option.
+    assert_refused(eval_main(capsys, *inputs, "--losses", "dice_loss,lovasz_hinge_loss"),
+                   "lovasz_hinge_loss", "--from-logits")
+    # With logits it is computed, as the core computes it.
+    status, out, _ = eval_main(capsys, "--y-true", paths["t"], "--y-pred", paths["logits"],
+                               "--from-logits", "--losses", "lovasz_hinge_loss", "--json")
+    assert status == 0
+    assert_matches_core(json.loads(out), arrays["t"], arrays["logits"], ["lovasz_hinge_loss"], from_logits=True)
+
+
+def test_eval_never_uses_labels_as_distance_maps(segmentation, capsys):
+    # Regression: with one-hot labels eval reported boundary_loss from the labels taken as
+    # signed distance maps. Without maps it is skipped, and refused when asked for by name.
+    _, paths = segmentation
+    for labels in ("t", "onehot"):
+        inputs = ["--y-true", paths[labels], "--y-pred", paths["p"]]
+        status, out, _ = eval_main(capsys, *inputs, "--json")
+        document = json.loads(out)
+        assert status == 0 and "boundary_loss" not in document["losses"], labels
+        assert "--distance-maps" in document["skipped"]["boundary_loss"]
+        assert document["distance_maps"] is None
+        assert_refused(eval_main(capsys, *inputs, "--losses", "boundary_loss"), "boundary_loss", "--distance-maps")
+
+
+def test_eval_distance_maps_file(segmentation, tmp_path, capsys):
+    # Regression: given signed distance maps (as --y-true, the only way) eval exited 2 with
+    # a message about labels; --distance-maps takes them next to the labels.
+    arrays, paths = segmentation
+    maps = lossfns.signed_distance_maps(arrays["t"], 3)
+    np.save(tmp_path / "maps.npy", maps)
+    inputs = ["--y-true", paths["t"], "--y-pred", paths["p"]]
+    status, out, _ = eval_main(capsys, *inputs, "--distance-maps", tmp_path / "maps.npy", "--json")
+    document = json.loads(out)
+    assert status == 0 and document["skipped"] == {"lovasz_hinge_loss": document["skipped"]["lovasz_hinge_loss"]}
+    assert_matches_core(document, maps, arrays["p"], ["boundary_loss"])
+    assert document["distance_maps"]["shape"] == [2, 6, 5, 3]
+    assert_matches_core(document, arrays["t"], arrays["p"], ["f1_loss", "categorical_crossentropy"])
+    # .npz files are read as the other inputs are: the first array, or the one --key names.
+    np.savez(tmp_path / "t.npz", x=arrays["t"])
+    np.savez(tmp_path / "p.npz", x=arrays["p"])
+    np.savez(tmp_path / "maps.npz", other=np.zeros(3), x=maps)
+    status, out, _ = eval_main(capsys, "--y-true", tmp_path / "t.npz", "--y-pred", tmp_path / "p.npz",
+                               "--distance-maps", tmp_path / "maps.npz", "--key", "x",
+                               "--losses", "boundary_loss", "--json")
+    assert status == 0 and json.loads(out)["losses"] == {"boundary_loss": document["losses"]["boundary_loss"]}
+    # Maps that cannot be y_pred's maps are an argument error naming the option.
+    np.save(tmp_path / "short.npy", maps[:, :4])
+    assert_refused(eval_main(capsys, *inputs, "--distance-maps", tmp_path / "short.npy"), "--distance-maps", "shape")
+    np.save(tmp_path / "int.npy", maps.astype(np.int64))
+    assert_refused(eval_main(capsys, *inputs, "--distance-maps", tmp_path / "int.npy"), "--distance-maps", "int64")
+    assert_refused(eval_main(capsys, *inputs, "--distance-maps", tmp_path / "none.npy"), "--distance-maps", "not found")
+    # Maps given as --y-true are not labels; the error points to --distance-maps.
+    assert_refused(eval_main(capsys, "--y-true", tmp_path / "maps.npy", "--y-pred", paths["p"]),
+                   "y_true", "--distance-maps")
+
+
+def test_eval_distance_maps_from_labels(segmentation, tmp_path, capsys):
+    pytest.importorskip("scipy")
+    arrays, paths = segmentation
+    expected = lossfns.signed_distance_maps(arrays["t"], 3)
+    for labels in ("t", "onehot"):
+        status, out, _ = eval_main(capsys, "--y-true", paths[labels], "--y-pred", paths["p"],
+                                   "--distance-maps-from-labels", "--losses", "boundary_loss", "--json")
+        assert status == 0, labels
+        document = json.loads(out)
+        assert_matches_core(document, expected, arrays["p"], ["boundary_loss"])
+        assert document["distance_maps"]["from_labels"] is True
+    # Channels first: the maps get their class axis where y_pred has it.
+    np.save(tmp_path / "p1.npy", np.moveaxis(arrays["p"], -1, 1))
+    status, out, _ = eval_main(capsys, "--y-true", paths["t"], "--y-pred", tmp_path / "p1.npy", "--class-axis", "1",
+                               "--distance-maps-from-labels", "--losses", "boundary_loss", "--json")
+    assert status == 0
+    assert_matches_core(json.loads(out), expected, arrays["p"], ["boundary_loss"])
+    # One channel is the foreground: its map is that of class 1 of the 0/1 labels.
+    binary = (arrays["t"] == 1).astype(np.int64)
+    np.save(tmp_path / "b.npy", binary)
+    np.save(tmp_path / "p_fg.npy", arrays["p"][..., 1:2])
+    status, out, _ = eval_main(capsys, "--y-true", tmp_path / "b.npy", "--y-pred", tmp_path / "p_fg.npy",
+                               "--distance-maps-from-labels", "--losses", "boundary_loss", "--json")
+    assert status == 0
+    fg_maps = lossfns.signed_distance_maps(binary, 2)[..., 1:]
+    assert_matches_core(json.loads(out), fg_maps, arrays["p"][..., 1:2], ["boundary_loss"])
+    # Soft labels have no boundary to measure from: an argument error naming the option.
+    np.save(tmp_path / "soft.npy", arrays["p"])
+    assert_refused(eval_main(capsys, "--y-true", tmp_path / "soft.npy", "--y-pred", paths["p"],
+                             "--distance-maps-from-labels"), "--distance-maps-from-labels")
+    # The (slow) distance transform runs only when a selected loss takes the maps.
+    status, out, _ = eval_main(capsys, "--y-true", tmp_path / "soft.npy", "--y-pred", paths["p"],
+                               "--distance-maps-from-labels", "--losses", "f1_loss", "--json")
+    assert status == 0 and json.loads(out)["distance_maps"] is None
+
+
+def test_eval_distance_map_options_exclude_each_other(segmentation, capsys):
+    _, paths = segmentation
+    assert_refused(eval_main(capsys, "--y-true", paths["t"], "--y-pred", paths["p"], "--distance-maps",
+                             paths["onehot"], "--distance-maps-from-labels"), "--distance-maps")
