@@ -29,27 +29,15 @@ def parameter_defaults(spec: LossSpec, **option_defaults) -> dict:
     return {**spec.defaults, **options, **option_defaults}
 
 
-def check_options(values: dict) -> dict:
-    """Type checks of the options that :meth:`LossSpec.validate` leaves to the core."""
-    for name in ("batch", "validate", "include_background"):
-        if name in values:
-            v.check_bool(name, values[name])
-    for name in ("class_axis", "background_index"):
-        if name in values:
-            v.check_int(name, values[name])
-    if "ignore_index" in values:
-        v.check_int("ignore_index", values["ignore_index"], allow_none=True)
-    return values
-
-
 def resolve(spec: LossSpec, defaults: dict, given: dict) -> dict:
     """``defaults`` updated with ``given``, checked as the core would check them.
 
     Raises ``TypeError`` for an unknown argument and ``ValueError``/``TypeError`` naming
-    the argument for a bad value, at construction rather than at the first call.
+    the argument for a bad value, at construction rather than at the first call: the
+    adapters then call the core's :attr:`~lossfns.registry.LossSpec.unchecked` function,
+    which checks only what depends on the arrays.
     """
-    values = {**defaults, **given}
-    return check_options(spec.validate(**values))
+    return spec.validate(**{**defaults, **given})
 
 
 def check_distributed(spec: LossSpec, argument: str, value, *, batch: bool, unit: str) -> None:

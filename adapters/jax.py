@@ -35,7 +35,7 @@ def _compiled_core(spec: LossSpec):
 
     def run(predictions, targets, mask, options, axis_name):
         all_reduce = None if axis_name is None else functools.partial(jax.lax.psum, axis_name=axis_name)
-        return spec.function(targets, predictions, mask=mask, all_reduce=all_reduce, **dict(options))
+        return spec.unchecked(targets, predictions, mask=mask, all_reduce=all_reduce, **dict(options))
 
     return jax.jit(run, static_argnames=("options", "axis_name"))
 
@@ -53,7 +53,7 @@ def _make_function(spec: LossSpec, name: str):
             # as it would for any caller (what it checks depends on the loss: distance maps
             # are not labels). Under an outer jit the checks are a no-op, as documented.
             all_reduce = None if axis_name is None else functools.partial(jax.lax.psum, axis_name=axis_name)
-            return spec.function(targets, predictions, mask=mask, all_reduce=all_reduce, **values)
+            return spec.unchecked(targets, predictions, mask=mask, all_reduce=all_reduce, **values)
         static = tuple((key, _common.hashable(value)) for key, value in values.items())
         return compiled(predictions, targets, mask, static, axis_name)
 

@@ -185,7 +185,7 @@ class RegistryLoss(keras.losses.Loss):
 
     def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
         """The core's per-sample losses of backend tensors; ``mask`` holds element weights."""
-        return self.spec.function(y_true, y_pred, mask=mask, all_reduce=all_reduce, **self.arguments)
+        return self.spec.unchecked(y_true, y_pred, mask=mask, all_reduce=all_reduce, **self.arguments)
 
     def call(self, y_true, y_pred):
         """Per-sample losses ``[batch]`` (``[]`` with ``batch=True``: of the global batch
@@ -245,8 +245,8 @@ class ConfusionLoss(RegistryLoss):
     def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
         if self.spec is not None:
             return super().per_sample(y_true, y_pred, mask, all_reduce)
-        return region_loss(y_true, y_pred, self.class_loss, mask=mask, all_reduce=all_reduce,
-                           **self.arguments)
+        return region_loss.unchecked(y_true, y_pred, self.class_loss, mask=mask, all_reduce=all_reduce,
+                                     **self.arguments)
 
 
 def _make_class(spec: LossSpec, class_name: str, base: type, default_name: str) -> type:

@@ -131,7 +131,7 @@ class LossModule(torch.nn.Module):
         Returns:
           A scalar, or ``[N]`` (``[]`` with ``batch=True``) with ``reduction="none"``.
         """
-        values = self.spec.function(target, input, mask=mask, all_reduce=self._group_sum, **self.arguments)
+        values = self.spec.unchecked(target, input, mask=mask, all_reduce=self._group_sum, **self.arguments)
         return _reduce(values, self.reduction)
 
     def extra_repr(self) -> str:

@@ -14,21 +14,21 @@ so whatever the formula, its gradient with respect to the prediction is
     \frac{\partial L}{\partial p_{ic}} = m_i \left(\frac{\partial L}{\partial P_c}
       + \frac{\partial L}{\partial TP_c}\, y_{ic}\right),
 
-with ``y_ic = [label_i = c]`` for integer labels. Autograd on the plain expressions replays
-every temporary of the forward pass (the products, the ``where`` over a boolean one-hot,
-the broadcast masks); this module computes the sums without keeping any temporary and
-writes the gradient in one pass (one broadcast write and a scatter of the labelled class
-for integer labels). Only torch eager on the CPU takes this path:
+with ``y_ic = [label_i = c]`` for integer labels. From logits, ``p = softmax(z)`` (or
+``sigmoid(z)``) is computed inside the function too, and the gradient with respect to
+``z`` is that gradient through the activation's own backward kernel: one softmax, three
+sums and no temporaries kept forward; one broadcast write, a scatter of the labelled class
+and one softmax backward, backward. Autograd on the plain expressions replays every
+temporary instead (the products, the ``where`` over a boolean one-hot, the broadcast masks).
 
 * :func:`confusion_sums` returns ``None`` (the caller then uses the array-API expressions)
-  for other libraries, on a GPU (there a full-size step is bound by the host's kernel
-  launches, ~1.5 ms on an H200, and the fused path's extra Python made Dice 1.2× (3-D)
-  to 1.6× (16-class sparse) slower relative to MONAI), under ``torch.compile`` or
-  tracing (inductor fuses the plain expressions itself), for soft labels, and when the
-  target or the weights require gradients.
-* The backward pass is written with differentiable torch operations whose only input that
-  depends on ``p`` is the incoming gradient, so ``create_graph=True`` (double backward)
-  works: the sums are linear in ``p``.
+  for other libraries, under ``torch.compile`` or tracing (inductor fuses the plain
+  expressions itself), for soft labels, when the target or the weights require gradients,
+  and on devices other than the CPU (measured on an H200 in an earlier version: host-bound
+  there; not re-measured since).
+* Double backward (``create_graph=True``) works: the backward pass is written with
+  differentiable torch operations, the sums are linear in ``p``, and with logits the
+  activation is recomputed from ``z`` inside the recorded graph.
 * ``all_reduce`` is applied by the caller to the returned sums, so it still sees every
   additive statistic.
 """
@@ -38,14 +38,17 @@ from __future__ import annotations
 _FUNCTION = None  # the autograd.Function, built on first use (lossfns imports no framework)
 
 
-def confusion_sums(xp, probs, *, target, labels, weights, reduce_axes, class_axis, soft_label):
-    """``(tp, predicted, actual)`` per kept axis through the fused torch path, or ``None``."""
+def confusion_sums(xp, values, *, activation, target, labels, weights, reduce_axes, class_axis, soft_label):
+    """``(tp, predicted, actual)`` per kept axis through the fused torch path, or ``None``.
+
+    ``values`` are probabilities (``activation=None``) or logits (``"softmax"``, ``"sigmoid"``).
+    """
     from array_api_compat import is_torch_namespace
 
     if soft_label or not reduce_axes or not is_torch_namespace(xp):
         return None  # with no reduced axis torch's sum(dim=()) would sum everything
-    if probs.device.type != "cpu":
-        return None  # measured on an H200: host-bound there, the extra Python costs more
+    if values.device.type != "cpu":
+        return None
     import torch
 
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
@@ -54,11 +57,7 @@ def confusion_sums(xp, probs, *, target, labels, weights, reduce_axes, class_axi
         return None
     if labels is not None and labels.dtype != torch.int64:
         labels = labels.long()  # gather and scatter index with int64
-    function = _function()
-    axes = tuple(sorted(reduce_axes))
-    if labels is None:
-        return function.apply(probs, target, None, weights, axes, class_axis)
-    return function.apply(probs, None, labels, weights, axes, class_axis)
+    return _function().apply(values, target, labels, weights, tuple(sorted(reduce_axes)), class_axis, activation)
 
 
 def _function():
@@ -68,41 +67,96 @@ def _function():
     return _FUNCTION
 
 
+def _activate(values, activation, class_axis):
+    if activation == "softmax":
+        return values.softmax(class_axis)
+    return values if activation is None else values.sigmoid()
+
+
 def _build_function():
     import torch
 
     class ConfusionSums(torch.autograd.Function):
-        """``(TP, P, A)`` of ``p`` against dense ``y`` or integer ``labels``, masked by ``m``."""
+        """``(TP, P, A)`` of ``p`` (or of the activated logits) against dense ``y`` or
+        integer ``labels``, masked by ``m``."""
 
         @staticmethod
-        def forward(ctx, p, y, labels, m, axes, class_axis):
+        def forward(ctx, values, y, labels, m, axes, class_axis, activation):
             with torch.no_grad():
+                p = _activate(values, activation, class_axis)
                 predicted = _weighted_sum(p, m, axes)
+                in_range = None
                 if labels is None:
                     tp = _weighted_sum(p, y if m is None else y * m, axes)
                     actual = _weighted_sum(y, m, axes)
-                    in_range = None
+                elif p.numel() <= SMALL:
+                    y = labels == _class_index(p.shape[class_axis], p.ndim, class_axis, p.device)
+                    weighted = y if m is None else y * m
+                    tp = (p * weighted).sum(dim=axes)
+                    actual = weighted.sum(dim=axes).to(p.dtype)
+                    labels = None  # the boolean one-hot stands in for the labels from here on
                 else:
-                    # A label outside [0, C) hits no class (as ``labels == c`` would): it is
-                    # gathered at class 0 and weighs 0 in TP, A and the scattered gradient.
-                    in_range = (labels >= 0) & (labels < p.shape[class_axis])
-                    if bool(in_range.all()):  # the usual case: no copy of the labels kept
-                        in_range = None
-                    else:
-                        labels = torch.where(in_range, labels, 0)
+                    labels, in_range = _labels_in_range(labels, p.shape[class_axis])
                     tp, actual = _label_sums(p, labels, in_range, m, axes, class_axis)
-            ctx.save_for_backward(y, labels, in_range, m)
-            ctx.axes, ctx.class_axis, ctx.shape = axes, class_axis, p.shape
+            ctx.set_materialize_grads(False)  # no zeros for the gradient of A (never used)
+            ctx.save_for_backward(y, labels, in_range, m, None if activation is None else p, values)
+            ctx.axes, ctx.class_axis, ctx.shape, ctx.activation = axes, class_axis, p.shape, activation
+            ctx.kept_shape = predicted.shape
             ctx.mark_non_differentiable(actual)
             return tp, predicted, actual
 
         @staticmethod
         def backward(ctx, grad_tp, grad_predicted, _grad_actual):
-            y, labels, in_range, m = ctx.saved_tensors
+            y, labels, in_range, m, p, values = ctx.saved_tensors
+            if grad_tp is None:  # a loss of P alone (not materialised as zeros)
+                grad_tp = torch.zeros(ctx.kept_shape, dtype=values.dtype, device=values.device)
+            if grad_predicted is None:
+                grad_predicted = torch.zeros_like(grad_tp)
             grad = _broadcast_gradient(ctx, grad_tp, grad_predicted, y, labels, in_range, m)
-            return grad, None, None, None, None, None
+            if ctx.activation is not None:
+                if torch.is_grad_enabled():  # create_graph: p must depend on z in the graph
+                    p = _activate(values, ctx.activation, ctx.class_axis)
+                if ctx.activation == "softmax":
+                    grad = torch.ops.aten._softmax_backward_data(grad, p, ctx.class_axis, p.dtype)
+                else:
+                    grad = torch.ops.aten.sigmoid_backward(grad, p)
+            return grad, None, None, None, None, None, None
 
     return ConfusionSums
+
+
+#: Up to this many prediction elements, integer labels are compared with every class (a
+#: boolean one-hot) instead of gathered and counted: on small inputs every kernel launch
+#: costs more than the data it touches (7 operations forward instead of 17). Larger
+#: volumes gather: no temporary of the prediction's size.
+SMALL = 1 << 16
+
+_CLASS_INDEX: dict = {}
+
+
+def _class_index(classes: int, ndim: int, class_axis: int, device):
+    """``arange(C)`` shaped to broadcast along the class axis, made once per layout."""
+    import torch
+
+    key = (classes, ndim, class_axis, device)
+    if key not in _CLASS_INDEX:
+        shape = [1] * ndim
+        shape[class_axis] = classes
+        _CLASS_INDEX[key] = torch.arange(classes, device=device).reshape(shape)
+    return _CLASS_INDEX[key]
+
+
+def _labels_in_range(labels, classes: int):
+    """``(labels, in_range)``: ``in_range`` is ``None`` when every label is in ``[0, C)``
+    (the usual case: no copy kept); else labels outside are moved to class 0 and
+    ``in_range`` marks the others. A label outside hits no class, as ``labels == c``."""
+    import torch
+
+    low, high = torch.aminmax(labels)
+    if low.item() >= 0 and high.item() < classes:  # on the CPU only: no device sync
+        return labels, None
+    in_range = (labels >= 0) & (labels < classes)
+    return torch.where(in_range, labels, 0), in_range
 
 
 def _keepdims_shape(shape, axes):
@@ -130,30 +184,29 @@ def _weighted_sum(x, m, axes):
 
 
 def _label_sums(p, labels, in_range, m, axes, class_axis):
-    """``TP`` and ``A`` for integer labels: a gather of the labelled class, then a
-    scatter-add into ``[rows, C]`` (accumulated in float64: one addition per element).
-
-    """
+    """``TP`` and ``A`` for integer labels: a gather of the labelled class, then per-row
+    counts over ``[rows, C]`` (``bincount`` on ``row·C + label``, accumulated in float64:
+    one addition per element, no float32 drift on large volumes)."""
     import torch
 
     classes = p.shape[class_axis]
     rows = 1 if 0 in axes else labels.shape[0]  # the batch axis is the only other kept axis
     index = labels.reshape(rows, -1)
-    hit = torch.gather(p, class_axis, labels).reshape(rows, -1).to(torch.float64)
-    if in_range is None and m is None:
-        weight = torch.ones((), dtype=torch.float64, device=p.device).expand(index.shape)
-    else:
-        weight = torch.ones(labels.shape, dtype=torch.float64, device=p.device)
-        weight = weight if in_range is None else weight * in_range
-        weight = (weight if m is None else weight * m.expand(labels.shape)).reshape(rows, -1)
+    if rows > 1:
+        index = index + torch.arange(0, rows * classes, classes, device=p.device).unsqueeze(1)
+    index = index.reshape(-1)
+    hit = torch.gather(p, class_axis, labels).reshape(-1).double()
+    weight = None if in_range is None else in_range.reshape(-1).double()
+    if m is not None:
+        mask = m.expand(labels.shape).reshape(-1).double()
+        weight = mask if weight is None else weight * mask
+    if weight is not None:
         hit = hit * weight
     out_shape = [s for a, s in enumerate(p.shape) if a not in axes]
-
-    def per_class(values):
-        zero = torch.zeros((rows, classes), dtype=torch.float64, device=p.device)
-        return zero.scatter_add_(1, index, values).to(p.dtype).reshape(out_shape)
-
-    return per_class(hit), per_class(weight)
+    bins = rows * classes
+    tp = torch.bincount(index, weights=hit, minlength=bins)
+    actual = torch.bincount(index, weights=weight, minlength=bins)
+    return tp.to(p.dtype).reshape(out_shape), actual.to(p.dtype).reshape(out_shape)
 
 
 #: Elements a broadcast coefficient is materialised over, along the trailing axes.
@@ -184,6 +237,9 @@ def _broadcast_gradient(ctx, grad_tp, grad_predicted, y, labels, in_range, m):
 
     shape = _keepdims_shape(ctx.shape, ctx.axes)
     grad_tp, grad_predicted = grad_tp.reshape(shape), grad_predicted.reshape(shape)
+    if labels is None and y.dtype == torch.bool:  # small inputs: one select, no blocks
+        grad = torch.where(y, grad_predicted + grad_tp, grad_predicted)
+        return grad if m is None else grad * m
     if labels is None:
         full = ctx.shape
         grad = torch.addcmul(_with_trailing_block(grad_predicted, full), y, _with_trailing_block(grad_tp, full))

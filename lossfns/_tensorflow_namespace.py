@@ -92,6 +92,12 @@ def zeros_like(x, dtype=None, device=None):
 
 
 def where(condition, x1, x2):
+    # A Python number takes the other operand's dtype, as the array API says (TensorFlow
+    # would make 0.0 a float32 and reject it beside a float64 tensor).
+    if isinstance(x1, (int, float)) and not isinstance(x2, (int, float)):
+        x1 = tf.constant(x1, dtype=x2.dtype)
+    elif isinstance(x2, (int, float)) and not isinstance(x1, (int, float)):
+        x2 = tf.constant(x2, dtype=x1.dtype)
     return tf.where(condition, x1, x2)
 
 

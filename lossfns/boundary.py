@@ -11,9 +11,10 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
+from . import prepared as pr
 from . import validation as v
 from ._namespace import array_namespace
-from .inputs import prepare
+from .inputs import Prepared, prepare
 from .region import kept_classes
 
 
@@ -75,18 +76,25 @@ def boundary_loss(distance_maps, y_pred, *, include_background=False, background
     xp = array_namespace(distance_maps=distance_maps, y_pred=y_pred, mask=mask)
     _check_distance_maps(xp, distance_maps, y_pred)
     inputs = prepare(distance_maps, y_pred, class_axis=class_axis, from_logits=from_logits,
-                     mask=mask, batch=batch, validate=False, all_reduce=all_reduce)
+                     mask=mask, batch=batch, validate=False, all_reduce=all_reduce,
+                     per_class={"background_index": background_index})
     if validate and from_logits is False:  # the maps are not labels: only y_pred has a range
         v.check_data_ranges(xp, y_pred=y_pred)
+    return boundary_kernel(inputs, include_background=include_background, background_index=background_index)
+
+
+def boundary_kernel(inputs: Prepared, *, include_background=False, background_index=0):
+    """The boundary loss of prepared inputs whose dense target holds the distance maps."""
+    xp = inputs.xp
     kept = kept_classes(inputs.num_classes, include_background, background_index,
                         one_channel_is_foreground=True)
-    weighted = inputs.target * inputs.probs
+    weighted = inputs.target * pr.probabilities(inputs)
     if len(kept) == inputs.num_classes:
         per_element = xp.mean(weighted, axis=inputs.class_axis, keepdims=True)
     else:  # 1/|K| on the kept classes, 0 on the background: one product, no gather
         share = [1.0 / len(kept) if c in kept else 0.0 for c in range(inputs.num_classes)]
-        per_element = xp.sum(weighted * inputs.class_vector(share), axis=inputs.class_axis, keepdims=True)
-    return inputs.weighted_mean(per_element)
+        per_element = xp.sum(weighted * pr.class_vector(inputs, share), axis=inputs.class_axis, keepdims=True)
+    return pr.weighted_mean(inputs, per_element)
 
 
 def _check_spacing(spacing, spatial_rank: int):

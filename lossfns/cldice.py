@@ -10,16 +10,13 @@ the distributed batch loss is exact.
 from __future__ import annotations
 
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
-from .inputs import PreparedInputs, label_value_or_none, prepare
+from .domains import NONNEGATIVE, UNIT_INTERVAL, Integer
+from .inputs import Prepared, label_value_or_none, prepare
 from .region import kept_classes
 
-
-def check_iterations(name: str, value) -> int:
-    value = v.check_int(name, value)
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative int (skeleton iterations), got {value}")
-    return value
+ITERATIONS = Integer(low=0, meaning="skeleton iterations")
 
 
 def _part(x, axis: int, start, stop):
@@ -94,12 +91,12 @@ def soft_skeleton(xp, x, axes, iterations: int):
     return skeleton
 
 
-def _dense_target(inputs: PreparedInputs, y_true, ignore_index):
+def _dense_target(inputs: Prepared, y_true, ignore_index):
     """Labels as a float map; sparse labels one-hot, all-zero where ``ignore_index``."""
     xp = inputs.xp
     if inputs.target is not None:
         return inputs.target
-    hit = inputs.class_mask()
+    hit = pr.class_mask(inputs)
     ignore_index = label_value_or_none(xp, inputs.labels.dtype, ignore_index)
     if ignore_index is not None:  # inputs.labels already holds 0 there: look at the labels given
         given = y_true if y_true.ndim == inputs.labels.ndim else xp.expand_dims(y_true, axis=inputs.class_axis)
@@ -110,14 +107,14 @@ def _dense_target(inputs: PreparedInputs, y_true, ignore_index):
 class _Sums:
     """The additive sums of one call, over ``reduce_axes`` and the kept classes."""
 
-    def __init__(self, inputs: PreparedInputs, y_true, *, iterations, include_background,
+    def __init__(self, inputs: Prepared, y_true, *, iterations, include_background,
                  background_index, ignore_index, with_dice: bool):
         xp = self.xp = inputs.xp
         self.inputs = inputs
-        p, y = inputs.probs, _dense_target(inputs, y_true, ignore_index)
+        p, y = pr.probabilities(inputs), _dense_target(inputs, y_true, ignore_index)
         kept = kept_classes(inputs.num_classes, include_background, background_index,
                             one_channel_is_foreground=True)
-        p, y = inputs.select_classes(kept, p, y)
+        p, y = pr.select_classes(inputs, kept, p, y)
         axes = tuple(a for a in range(1, p.ndim) if a != inputs.class_axis)
         skeleton_p = soft_skeleton(xp, p, axes, iterations)
         skeleton_y = soft_skeleton(xp, y, axes, iterations)
@@ -137,29 +134,29 @@ class _Sums:
 
     def ratio(self, numerator, denominator, epsilon):
         """``(n + ε)/(d + ε)``, 1 (a perfect score) for 0/0."""
-        eps = self.inputs.constant(epsilon)
-        return nx.safe_divide(self.xp, numerator + eps, denominator + eps, default=1.0)
+        return nx.safe_divide(self.xp, numerator + epsilon, denominator + epsilon, default=1.0)
 
     def cldice(self, epsilon):
         precision = self.ratio(self.skeleton_p_y, self.skeleton_p, epsilon)
         sensitivity = self.ratio(self.skeleton_y_p, self.skeleton_y, epsilon)
         harmonic = nx.safe_divide(self.xp, 2.0 * precision * sensitivity, precision + sensitivity)
-        return self.inputs.constant(1.0) - harmonic
+        return 1.0 - harmonic
 
     def dice(self, epsilon):
         overlap = self.ratio(2.0 * self.intersection, self.actual + self.predicted, epsilon)
-        return self.inputs.constant(1.0) - overlap
+        return 1.0 - overlap
 
 
 def _sums(y_true, y_pred, *, iterations, include_background, background_index, class_axis,
           from_logits, mask, ignore_index, batch, validate, all_reduce, with_dice):
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce)
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     per_class={"background_index": background_index})
     return _Sums(inputs, y_true, iterations=iterations, include_background=include_background,
                  background_index=background_index, ignore_index=ignore_index, with_dice=with_dice)
 
 
-@v.validated(iterations=check_iterations, epsilon=v.check_nonnegative)
+@v.validated(iterations=ITERATIONS, epsilon=NONNEGATIVE)
 def cldice_loss(y_true, y_pred, *, iterations=3, epsilon=1.0, include_background=False,
                 background_index=0, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
                 batch=False, validate=False, all_reduce=None):
@@ -211,7 +208,7 @@ def cldice_loss(y_true, y_pred, *, iterations=3, epsilon=1.0, include_background
     return sums.cldice(epsilon)
 
 
-@v.validated(alpha=v.check_unit_interval, iterations=check_iterations, epsilon=v.check_nonnegative)
+@v.validated(alpha=UNIT_INTERVAL, iterations=ITERATIONS, epsilon=NONNEGATIVE)
 def dice_cldice_loss(y_true, y_pred, *, alpha=0.5, iterations=3, epsilon=1.0,
                      include_background=False, background_index=0, class_axis=-1,
                      from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
@@ -250,5 +247,4 @@ def dice_cldice_loss(y_true, y_pred, *, alpha=0.5, iterations=3, epsilon=1.0,
                  background_index=background_index, class_axis=class_axis, from_logits=from_logits,
                  mask=mask, ignore_index=ignore_index, batch=batch, validate=validate,
                  all_reduce=all_reduce, with_dice=True)
-    one_minus_alpha = sums.inputs.constant(1.0 - alpha)
-    return one_minus_alpha * sums.dice(epsilon) + sums.inputs.constant(alpha) * sums.cldice(epsilon)
+    return (1.0 - alpha) * sums.dice(epsilon) + alpha * sums.cldice(epsilon)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from . import validation as v
 from .distribution import class_constants, categorical_focal_weights, weighted_focal_crossentropy
+from .domains import NONNEGATIVE, UNIT_INTERVAL, PerClass
 from .inputs import prepare
-from .region import focal_tversky_from_inputs
-
-_UNIT, _NONNEG = v.check_unit_interval, v.check_nonnegative
+from .region import focal_tversky_kernel
 
 
-@v.validated(two_channels=True, alpha=_UNIT, beta=_UNIT, epsilon=_NONNEG)
+@v.validated(two_channels=True, alpha=UNIT_INTERVAL, beta=UNIT_INTERVAL, epsilon=NONNEGATIVE)
 def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_index=0,
                soft_label=False, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
                batch=False, validate=False, all_reduce=None):
@@ -51,17 +50,18 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
       [-0.2448]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label).with_two_channels()
-    background = v.check_background_index(background_index, inputs.num_classes)
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label, two_channels=True, per_class={"background_index": background_index})
+    background = background_index % inputs.num_classes
     weights = class_constants(inputs.num_classes, background, background_value=1.0 - beta, rare_value=beta)
     cross_entropy = weighted_focal_crossentropy(inputs, class_weights=weights, gamma=0.0)
-    dice = focal_tversky_from_inputs(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon)
+    dice = focal_tversky_kernel(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon)
     return alpha * cross_entropy - (1.0 - alpha) * (1.0 - dice)
 
 
-@v.validated(two_channels=True, weight=_UNIT, focal_alpha=v.check_focal_alpha, focal_gamma=_NONNEG,
-             tversky_alpha=_NONNEG, tversky_beta=_NONNEG, tversky_gamma=_NONNEG, epsilon=_NONNEG)
+@v.validated(two_channels=True, weight=UNIT_INTERVAL, focal_alpha=PerClass(allow_scalar=True),
+             focal_gamma=NONNEGATIVE, tversky_alpha=NONNEGATIVE, tversky_beta=NONNEGATIVE,
+             tversky_gamma=NONNEGATIVE, epsilon=NONNEGATIVE)
 def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gamma=2.0,
                       tversky_alpha=0.3, tversky_beta=0.7, tversky_gamma=0.75, epsilon=1e-5,
                       soft_label=False, class_axis=-1, from_logits=False, mask=None,
@@ -102,13 +102,12 @@ def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gam
       [0.2554]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label).with_two_channels()
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label, two_channels=True, per_class={"focal_alpha": focal_alpha})
     alpha = categorical_focal_weights(focal_alpha, inputs.num_classes)
     focal = weighted_focal_crossentropy(inputs, class_weights=alpha, gamma=focal_gamma)
-    tversky = focal_tversky_from_inputs(
-        inputs, alpha=tversky_alpha, beta=tversky_beta, gamma=tversky_gamma, epsilon=epsilon
-    )
+    tversky = focal_tversky_kernel(inputs, alpha=tversky_alpha, beta=tversky_beta, gamma=tversky_gamma,
+                                   epsilon=epsilon)
     return weight * focal + (1.0 - weight) * tversky
 
 

@@ -6,8 +6,9 @@ from typing import NamedTuple
 
 from . import _fused
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
-from .inputs import PreparedInputs, prepare
+from .inputs import Prepared, prepare
 
 
 class Confusion(NamedTuple):
@@ -35,22 +36,29 @@ class ConfusionSums(NamedTuple):
         return self.actual - self.tp
 
 
-def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
+def confusion_sums(inputs: Prepared) -> ConfusionSums:
     """Per-class sums over ``inputs.reduce_axes``; the class axis is kept, so ``[B, C]``.
 
     Sparse labels are never expanded to a float one-hot: the boolean ``labels == c``
-    selects the probabilities inside the sum.
+    selects the probabilities inside the sum (torch: a gather and per-class counts).
     """
+    xp = inputs.xp
     fused = _fused.confusion_sums(
-        inputs.xp, inputs.probs, target=inputs.target,
+        xp, inputs.reference, activation=inputs.activation, target=inputs.target,
         labels=inputs.labels if inputs.target is None else None, weights=inputs.weights,
         reduce_axes=inputs.reduce_axes, class_axis=inputs.class_axis, soft_label=inputs.soft_label)
     if fused is not None:  # torch eager: closed-form gradient, no temporaries kept for backward
-        if inputs.all_reduce is not None:
-            fused = tuple(inputs.all_reduce(t) for t in fused)
-        return ConfusionSums(*fused)
+        sums = fused
+    else:
+        sums = _array_api_sums(inputs)
+    if inputs.all_reduce is not None:
+        sums = tuple(inputs.all_reduce(t) for t in sums)
+    return ConfusionSums(*sums)
+
+
+def _array_api_sums(inputs: Prepared) -> tuple:
     xp, axes, m = inputs.xp, inputs.reduce_axes, inputs.weights
-    p = inputs.probs
+    p = pr.probabilities(inputs)
     mp = p if m is None else p * m
     predicted = nx.blocked_sum(xp, mp, axes)
     if inputs.target is not None:
@@ -59,36 +67,22 @@ def confusion_sums(inputs: PreparedInputs) -> ConfusionSums:
         if inputs.soft_label:  # TP = (Σ m·p + Σ m·y − Σ m·|p − y|) / 2: minimal at p = y
             distance = nx.absolute(xp, p - y)
             distance = nx.blocked_sum(xp, distance if m is None else distance * m, axes)
-            tp = (predicted + actual - distance) * inputs.constant(0.5)
+            tp = (predicted + actual - distance) * 0.5
         else:
             tp = nx.blocked_sum(xp, mp * y, axes)
-    else:  # sparse labels are hard: soft_label changes nothing
-        hit = inputs.class_mask()
-        zero = inputs.constant(0.0)
-        tp = nx.blocked_sum(xp, xp.where(hit, mp, zero), axes)
-        if m is None:  # count the booleans: no float one-hot of the volume
-            actual = nx.count_true(xp, hit, axes, inputs.dtype)
-        else:
-            actual = nx.blocked_sum(xp, xp.where(hit, m, zero), axes)
-    if inputs.all_reduce is not None:
-        tp, predicted, actual = (inputs.all_reduce(t) for t in (tp, predicted, actual))
-    return ConfusionSums(tp, predicted, actual)
-
-
-def element_total(inputs: PreparedInputs):
-    """``Σ m`` per sample (over the batch with ``batch=True``), ``all_reduce`` applied."""
-    xp = inputs.xp
-    axes = inputs.reduce_axes + (inputs.class_axis,)
-    if inputs.weights is None:
-        total = nx.blocked_sum(xp, xp.ones_like(inputs.take_class(inputs.probs, 0)), axes)
+        return tp, predicted, actual
+    hit = pr.class_mask(inputs)  # sparse labels are hard: soft_label changes nothing
+    tp = nx.blocked_sum(xp, xp.where(hit, mp, 0.0), axes)
+    if m is None:  # count the booleans: no float one-hot of the volume
+        actual = nx.count_true(xp, hit, axes, inputs.dtype)
     else:
-        total = nx.blocked_sum(xp, inputs.weights, axes)
-    return total if inputs.all_reduce is None else inputs.all_reduce(total)
+        actual = nx.blocked_sum(xp, xp.where(hit, m, 0.0), axes)
+    return tp, predicted, actual
 
 
-def true_negatives(inputs: PreparedInputs, sums: ConfusionSums):
+def true_negatives(inputs: Prepared, sums: ConfusionSums):
     """``TN = Σ m − Σ m·p − Σ m·y + TP`` per class, like ``sums`` (``all_reduce`` applied)."""
-    total = inputs.xp.expand_dims(element_total(inputs), axis=-1)
+    total = inputs.xp.expand_dims(pr.element_total(inputs), axis=-1)
     return total - sums.predicted - sums.actual + sums.tp
 
 
@@ -103,15 +97,14 @@ def bounded_counts(xp, sums: ConfusionSums, total) -> Confusion:
     exact count for hard labels) has FP = TN = 0 instead of ``±`` the rounding of ``N``.
     Where a clamp binds, the count's true gradient equals its bound's.
     """
-    zero = nx.full_like_scalar(xp, 0.0, sums.tp)
     total = xp.expand_dims(total, axis=-1)
     predicted, actual = nx.clamp_below(xp, sums.predicted, 0.0), nx.clamp_below(xp, sums.actual, 0.0)
     negatives = nx.clamp_below(xp, total - actual, 0.0)
     predicted_negative = nx.clamp_below(xp, total - predicted, 0.0)
-    tp = nx.clamp_between(xp, sums.tp, zero, xp.minimum(actual, predicted))
-    fp = nx.clamp_between(xp, predicted - sums.tp, zero, xp.minimum(predicted, negatives))
-    fn = nx.clamp_between(xp, actual - sums.tp, zero, xp.minimum(actual, predicted_negative))
-    tn = nx.clamp_between(xp, predicted_negative - sums.actual + sums.tp, zero,
+    tp = nx.clamp_between(xp, sums.tp, 0.0, xp.minimum(actual, predicted))
+    fp = nx.clamp_between(xp, predicted - sums.tp, 0.0, xp.minimum(predicted, negatives))
+    fn = nx.clamp_between(xp, actual - sums.tp, 0.0, xp.minimum(actual, predicted_negative))
+    tn = nx.clamp_between(xp, predicted_negative - sums.actual + sums.tp, 0.0,
                           xp.minimum(negatives, predicted_negative))
     return Confusion(tp, fp, fn, tn)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from . import validation as v
 from .distribution import binary_focal_crossentropy, categorical_focal_weights, weighted_focal_crossentropy
-from .inputs import PreparedInputs, prepare
-from .region import focal_tversky_from_inputs
+from .domains import NONNEGATIVE, UNIT_INTERVAL, PerClass
+from .inputs import Prepared, prepare
+from .region import focal_tversky_kernel
 
-_UNIT, _NONNEG = v.check_unit_interval, v.check_nonnegative
+_UNIT, _NONNEG = UNIT_INTERVAL, NONNEGATIVE
 
 
 def _uses_sigmoid(from_logits, num_classes: int) -> bool:
@@ -21,9 +22,18 @@ def _uses_sigmoid(from_logits, num_classes: int) -> bool:
     return num_classes == 1 or from_logits == "sigmoid"
 
 
-def _dice(inputs: PreparedInputs, *, epsilon: float, **region):
+def _dice(inputs: Prepared, *, epsilon: float, **region):
     """``1 - DSC``: :func:`~lossfns.f1_loss` on the prepared inputs, with the region options."""
-    return focal_tversky_from_inputs(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon, **region)
+    return focal_tversky_kernel(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon, **region)
+
+
+def _weighted_sum(weight_a: float, a, weight_b: float, b):
+    """``w_a·a + w_b·b``, without multiplying by a weight of 1 (one operation each way)."""
+    if weight_a != 1.0:
+        a = weight_a * a
+    if weight_b != 1.0:
+        b = weight_b * b
+    return a + b
 
 
 def _binary_alpha(alpha):
@@ -33,10 +43,10 @@ def _binary_alpha(alpha):
             f"alpha must be None or one number in [0, 1] with a sigmoid activation (one channel or "
             f"from_logits='sigmoid'), where the focal part is binary; got {alpha!r}"
         )
-    return v.check_optional_unit_interval("alpha", alpha)
+    return None if alpha is None else UNIT_INTERVAL.check("alpha", alpha)
 
 
-def _focal_part(inputs: PreparedInputs, *, sigmoid: bool, alpha, gamma: float, label_smoothing: float):
+def _focal_part(inputs: Prepared, *, sigmoid: bool, alpha, gamma: float, label_smoothing: float):
     """Categorical focal loss over every class, or binary focal loss with a sigmoid."""
     if sigmoid:
         return binary_focal_crossentropy(inputs, alpha=_binary_alpha(alpha), gamma=gamma,
@@ -92,17 +102,18 @@ def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5
       [0.718]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label)
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label,
+                     per_class={"class_weights": class_weights, "background_index": background_index})
     sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
     cross_entropy = _focal_part(inputs, sigmoid=sigmoid, alpha=None, gamma=0.0,
                                 label_smoothing=label_smoothing)
     dice = _dice(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
                  include_background=include_background, background_index=background_index)
-    return ce_weight * cross_entropy + dice_weight * dice
+    return _weighted_sum(ce_weight, cross_entropy, dice_weight, dice)
 
 
-@v.validated(focal_weight=_NONNEG, dice_weight=_NONNEG, alpha=v.check_focal_alpha, gamma=_NONNEG,
+@v.validated(focal_weight=_NONNEG, dice_weight=_NONNEG, alpha=PerClass(allow_scalar=True), gamma=_NONNEG,
              epsilon=_NONNEG, label_smoothing=_UNIT)
 def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=None, gamma=2.0,
                     epsilon=1e-5, label_smoothing=0.0, average="macro", class_weights=None,
@@ -149,13 +160,14 @@ def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=
       [0.4163]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label)
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label, per_class={"class_weights": class_weights, "alpha": alpha,
+                                                       "background_index": background_index})
     sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
     focal = _focal_part(inputs, sigmoid=sigmoid, alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
     dice = _dice(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
                  include_background=include_background, background_index=background_index)
-    return focal_weight * focal + dice_weight * dice
+    return _weighted_sum(focal_weight, focal, dice_weight, dice)
 
 
 __all__ = ["dice_ce_loss", "dice_focal_loss"]

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
-from .inputs import PreparedInputs, prepare
+from .domains import NONNEGATIVE, UNIT_INTERVAL, FromLogits, OrNone, PerClass
+from .inputs import Prepared, prepare
 
-_UNIT = v.check_unit_interval
+_SIGMOID_ONLY = FromLogits(binary=True)
 
 
 def class_constants(num_classes: int, background: int, *, background_value: float, rare_value: float):
@@ -21,7 +23,7 @@ def class_constants(num_classes: int, background: int, *, background_value: floa
     return tuple(background_value if c == background else rare_value for c in range(num_classes))
 
 
-def _per_label(inputs: PreparedInputs, values: Sequence[float]):
+def _per_label(inputs: Prepared, values: Sequence[float]):
     """``values[label]`` per element for sparse labels, without a one-hot."""
     # Compared with == only (no set, no hashing): under torch.compile the values may be
     # symbolic floats, which compare (Dynamo guards on the outcome) but do not hash.
@@ -29,7 +31,7 @@ def _per_label(inputs: PreparedInputs, values: Sequence[float]):
     first = values[0]
     others = [value for value in values if not value == first]
     if not others:
-        return inputs.constant(first)
+        return first
     if all(value == others[0] for value in others):  # background vs rare: a where on the labels
         rare_first = len(others) > len(values) - len(others)  # the value fewer classes hold
         minority, majority = (first, others[0]) if rare_first else (others[0], first)
@@ -38,13 +40,13 @@ def _per_label(inputs: PreparedInputs, values: Sequence[float]):
             if value == minority:
                 hit = inputs.labels == c
                 chosen = hit if chosen is None else chosen | hit
-        return xp.where(chosen, inputs.constant(minority), inputs.constant(majority))
+        return xp.where(chosen, xp.asarray(minority, dtype=inputs.dtype, device=inputs.device), majority)
     # A full-shape table to gather from: gathering from the broadcast [C] vector fails for
     # labels sharded over a JAX mesh, and the full shape needs no shape arithmetic.
-    return inputs.gather(inputs.class_vector(values) + xp.zeros_like(inputs.log_probs))
+    return pr.gather(inputs, pr.class_vector(inputs, values) + xp.zeros_like(inputs.reference))
 
 
-def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background_gamma: float,
+def focal_factor(inputs: Prepared, complement, *, gamma: float, background_gamma: float,
                  is_background):
     """``(1 - p)**γ`` with its own γ for the background class, from a guarded power.
 
@@ -57,7 +59,7 @@ def focal_factor(inputs: PreparedInputs, complement, *, gamma: float, background
     return xp.where(is_background, nx.guarded_power(xp, complement, background_gamma, clamp=False), rare)
 
 
-def _dense_focal_terms(inputs: PreparedInputs, target, *, class_weights: Sequence[float],
+def _dense_focal_terms(inputs: Prepared, target, *, class_weights: Sequence[float],
                        gamma: float, background_gamma: float, background: int):
     r"""``Σ_c w_c (1 - p_c)^{γ_c} (-target_c \log p_c)`` with a size-1 class axis.
 
@@ -67,41 +69,43 @@ def _dense_focal_terms(inputs: PreparedInputs, target, *, class_weights: Sequenc
     xp = inputs.xp
     # y·log p, negated only after the class sum: a negation of the full-size array would
     # cost a pass each way.
-    log_likelihood = target * inputs.log_probs
+    log_likelihood = target * pr.log_probabilities(inputs)
     terms = log_likelihood
     if gamma != 0:
-        terms = terms * nx.guarded_power(xp, inputs.complement, gamma, clamp=False)
+        terms = terms * nx.guarded_power(xp, pr.complement(inputs), gamma, clamp=False)
     if any(not w == class_weights[0] for w in class_weights):  # == only: see _per_label
-        terms = terms * inputs.class_vector(class_weights)
+        terms = terms * pr.class_vector(inputs, class_weights)
     elif class_weights[0] != 1.0:
-        terms = terms * inputs.constant(class_weights[0])
+        terms = terms * class_weights[0]
     terms = -xp.sum(terms, axis=inputs.class_axis, keepdims=True)
     if background_gamma != gamma:
         # Only the background has its own exponent: correct its slice instead of
         # selecting between two full-size powers (a third of the work of a where).
-        complement = inputs.complement_at(background)
+        complement = pr.complement_at(inputs, background)
         correction = (nx.guarded_power(xp, complement, background_gamma, clamp=False)
                       - nx.guarded_power(xp, complement, gamma, clamp=False))
-        background_ce = -inputs.take_class(log_likelihood, background)
-        terms = terms + inputs.constant(class_weights[background]) * background_ce * correction
+        background_ce = -pr.take_class(inputs, log_likelihood, background)
+        terms = terms + class_weights[background] * background_ce * correction
     return terms
 
 
-def _sparse_focal_terms(inputs: PreparedInputs, *, class_weights: Sequence[float], gamma: float,
+def _sparse_focal_terms(inputs: Prepared, *, class_weights: Sequence[float], gamma: float,
                         background_gamma: float, background: int):
     r"""The labelled class's ``w (1 - p)^γ (-\log p)``, gathered: never a one-hot."""
-    log_p, complement = inputs.labelled_log_and_complement()
-    terms = -log_p * _per_label(inputs, class_weights)
+    terms = pr.labelled_cross_entropy(inputs)
+    weight = _per_label(inputs, class_weights)
+    if not (isinstance(weight, float) and weight == 1.0):
+        terms = terms * weight
     if gamma != 0 or background_gamma != 0:
-        is_background = inputs.labels == background
+        is_background = None if background_gamma == gamma else inputs.labels == background
         terms = terms * focal_factor(
-            inputs, complement, gamma=gamma,
+            inputs, pr.labelled_complement(inputs), gamma=gamma,
             background_gamma=background_gamma, is_background=is_background,
         )
     return terms
 
 
-def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequence[float],
+def weighted_focal_crossentropy(inputs: Prepared, *, class_weights: Sequence[float],
                                 gamma: float, background_gamma: float | None = None,
                                 background: int = 0, label_smoothing: float = 0.0):
     r"""Per-sample mean of ``Σ_c w_c (1 - p_c)^{γ_c} (-y'_c \log p_c)``.
@@ -118,17 +122,17 @@ def weighted_focal_crossentropy(inputs: PreparedInputs, *, class_weights: Sequen
     if inputs.target is None:  # sparse: the labelled class plus the uniform part, no one-hot
         terms = _sparse_focal_terms(inputs, **focal)
         if s:
-            uniform = _dense_focal_terms(inputs, inputs.constant(s / inputs.num_classes), **focal)
-            terms = inputs.constant(1.0 - s) * terms + uniform
+            uniform = _dense_focal_terms(inputs, s / inputs.num_classes, **focal)
+            terms = (1.0 - s) * terms + uniform
     else:
         target = inputs.target
         if s:
-            target = inputs.constant(1.0 - s) * target + inputs.constant(s / inputs.num_classes)
+            target = (1.0 - s) * target + s / inputs.num_classes
         terms = _dense_focal_terms(inputs, target, **focal)
-    return inputs.weighted_mean(terms)
+    return pr.weighted_mean(inputs, terms)
 
 
-def _binary_terms(inputs: PreparedInputs, log_p, log_q, *, alpha, gamma: float, positive: bool):
+def _binary_terms(inputs: Prepared, log_p, log_q, *, alpha, gamma: float, positive: bool):
     """The positive ``-α (1-p)^γ log p`` or negative ``-(1-α) p^γ log(1-p)`` term.
 
     Signs and α are folded into one constant: every full-size operation is one pass in
@@ -138,13 +142,13 @@ def _binary_terms(inputs: PreparedInputs, log_p, log_q, *, alpha, gamma: float, 
         log_x, log_other, weight = log_p, log_q, -1.0 if alpha is None else -alpha
     else:
         log_x, log_other, weight = log_q, log_p, -1.0 if alpha is None else alpha - 1.0
-    term = log_x * inputs.constant(weight)
+    term = log_x * weight
     if gamma != 0:
-        term = term * inputs.xp.exp(inputs.constant(gamma) * log_other)
+        term = term * inputs.xp.exp(gamma * log_other)
     return term
 
 
-def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
+def binary_focal_crossentropy(inputs: Prepared, *, alpha, gamma: float,
                               label_smoothing: float = 0.0):
     """Per-sample mean over elements and channels of the binary (focal) cross-entropy.
 
@@ -153,36 +157,34 @@ def binary_focal_crossentropy(inputs: PreparedInputs, *, alpha, gamma: float,
     the weights of the two terms only; the focal factors and α stay as they are (docs: Concepts › Label smoothing).
     """
     xp = inputs.xp
-    log_p, log_q = inputs.log_probs, inputs.log_complement
+    log_p, log_q = pr.log_probabilities(inputs), pr.log_complement(inputs)
     focal = dict(alpha=alpha, gamma=gamma)
     negative = _binary_terms(inputs, log_p, log_q, positive=False, **focal)
     if inputs.target is not None:  # y·pos + (1 - y)·neg = neg + y·(pos - neg)
         positive = _binary_terms(inputs, log_p, log_q, positive=True, **focal)
         target = inputs.target
         if label_smoothing:
-            target = (inputs.constant(1.0 - label_smoothing) * target
-                      + inputs.constant(label_smoothing / 2))
+            target = (1.0 - label_smoothing) * target + label_smoothing / 2
         terms = xp.sum(negative + target * (positive - negative), axis=inputs.class_axis, keepdims=True)
     else:
         # The positive term only at the labelled channel, from the gathered logs; the
         # negative term zeroed there (not subtracted: that would cancel large terms).
         # A label outside [0, C) (unvalidated) hits no channel, as `labels == c` would.
-        index, in_range = inputs.labelled_index()
+        index, in_range = pr.labelled_index(inputs)
         at_label = _binary_terms(inputs, xp.take_along_axis(log_p, index, axis=inputs.class_axis),
                                  xp.take_along_axis(log_q, index, axis=inputs.class_axis),
                                  positive=True, **focal)
-        at_label = xp.where(in_range, at_label, inputs.constant(0.0))
-        other = xp.where(inputs.class_mask(), inputs.constant(0.0), negative)
+        at_label = pr.zero_out_of_range(inputs, at_label, in_range)
+        other = xp.where(pr.class_mask(inputs), 0.0, negative)
         terms = xp.sum(other, axis=inputs.class_axis, keepdims=True) + at_label
         if label_smoothing:  # y'·pos + (1 - y')·neg = (1 - s)(y·pos + (1 - y)·neg) + s/2·(pos + neg)
             positive = _binary_terms(inputs, log_p, log_q, positive=True, **focal)
             both = xp.sum(positive + negative, axis=inputs.class_axis, keepdims=True)
-            terms = (inputs.constant(1.0 - label_smoothing) * terms
-                     + inputs.constant(label_smoothing / 2) * both)
-    return inputs.weighted_mean(terms / inputs.constant(float(inputs.num_classes)))
+            terms = (1.0 - label_smoothing) * terms + label_smoothing / 2 * both
+    return pr.weighted_mean(inputs, terms / float(inputs.num_classes))
 
 
-@v.validated(label_smoothing=_UNIT, from_logits=v.check_sigmoid_from_logits)
+@v.validated(label_smoothing=UNIT_INTERVAL, from_logits=_SIGMOID_ONLY)
 def binary_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, from_logits=False, mask=None,
                         ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Binary cross-entropy, averaged over channels and elements.
@@ -217,8 +219,8 @@ def binary_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, f
     return binary_focal_crossentropy(inputs, alpha=None, gamma=0.0, label_smoothing=label_smoothing)
 
 
-@v.validated(alpha=v.check_optional_unit_interval, gamma=v.check_nonnegative,
-             label_smoothing=_UNIT, from_logits=v.check_sigmoid_from_logits)
+@v.validated(alpha=OrNone(UNIT_INTERVAL), gamma=NONNEGATIVE, label_smoothing=UNIT_INTERVAL,
+             from_logits=_SIGMOID_ONLY)
 def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, label_smoothing=0.0,
                       class_axis=-1, from_logits=False,
                       mask=None, ignore_index=None, batch=False, validate=False, all_reduce=None):
@@ -259,7 +261,7 @@ def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, label_smoothing=
     return binary_focal_crossentropy(inputs, alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
 
 
-@v.validated(label_smoothing=_UNIT)
+@v.validated(label_smoothing=UNIT_INTERVAL)
 def categorical_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, from_logits=False, mask=None,
                              ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Categorical cross-entropy, averaged over elements.
@@ -291,7 +293,7 @@ def categorical_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce).with_two_channels()
+                     all_reduce=all_reduce, two_channels=True)
     return weighted_focal_crossentropy(inputs, class_weights=(1.0,), gamma=0.0,
                                        label_smoothing=label_smoothing)
 
@@ -305,8 +307,8 @@ def categorical_focal_weights(alpha, num_classes: int):
     return alpha
 
 
-@v.validated(two_channels=True, alpha=v.check_focal_alpha, gamma=v.check_nonnegative,
-             label_smoothing=_UNIT)
+@v.validated(two_channels=True, alpha=PerClass(allow_scalar=True), gamma=NONNEGATIVE,
+             label_smoothing=UNIT_INTERVAL)
 def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, label_smoothing=0.0, class_axis=-1,
                            from_logits=False, mask=None, ignore_index=None, batch=False,
                            validate=False, all_reduce=None):
@@ -338,7 +340,7 @@ def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, label_smoot
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce).with_two_channels()
+                     all_reduce=all_reduce, two_channels=True, per_class={"alpha": alpha})
     weights = categorical_focal_weights(alpha, inputs.num_classes)
     return weighted_focal_crossentropy(inputs, class_weights=weights, gamma=gamma,
                                        label_smoothing=label_smoothing)

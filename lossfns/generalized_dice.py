@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
 from .confusion import confusion_sums
-from .inputs import prepare
+from .domains import NONNEGATIVE, Choice
+from .inputs import Prepared, prepare
 from .region import kept_classes
 
 WEIGHTINGS = ("square", "simple", "uniform")
-
-
-def check_weighting(name: str, value):
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {', '.join(map(repr, WEIGHTINGS))}, got {value!r} "
-                        f"of type {type(value).__name__}")
-    return v.check_choice(name, value, WEIGHTINGS)
+WEIGHTING = Choice(WEIGHTINGS, strings_only=True)
 
 
 def class_weights_from_labels(xp, actual, weighting: str):
@@ -33,15 +29,14 @@ def class_weights_from_labels(xp, actual, weighting: str):
     if weighting == "uniform":
         return xp.ones_like(actual)
     denominator = actual * actual if weighting == "square" else actual
-    smallest_normal = float(xp.finfo(denominator.dtype).smallest_normal)
-    present = denominator >= nx.full_like_scalar(xp, smallest_normal, denominator)
-    denominator = xp.where(present, denominator, xp.zeros_like(denominator))
+    present = denominator >= float(xp.finfo(denominator.dtype).smallest_normal)
+    denominator = xp.where(present, denominator, 0.0)
     weights = nx.safe_divide(xp, xp.ones_like(denominator), denominator)  # 0 where absent
     largest = xp.max(weights, axis=-1, keepdims=True)
     return xp.where(present, weights, largest)
 
 
-@v.validated(weighting=check_weighting, epsilon=v.check_nonnegative)
+@v.validated(weighting=WEIGHTING, epsilon=NONNEGATIVE)
 def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
                           include_background=True, background_index=0, soft_label=False,
                           class_axis=-1, from_logits=False, mask=None, ignore_index=None,
@@ -85,18 +80,23 @@ def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
       [0.3191]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label)
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label, per_class={"background_index": background_index})
+    return generalized_dice_kernel(inputs, weighting=weighting, epsilon=epsilon,
+                                   include_background=include_background, background_index=background_index)
+
+
+def generalized_dice_kernel(inputs: Prepared, *, weighting, epsilon, include_background=True,
+                            background_index=0):
+    """Generalized Dice of prepared inputs (the confusion sums after ``all_reduce``)."""
     xp = inputs.xp
     sums = confusion_sums(inputs)  # after all_reduce: weights of the global batch
-    tp, predicted, actual = sums.tp, sums.predicted, sums.actual
     kept = kept_classes(inputs.num_classes, include_background, background_index)
-    tp, predicted, actual = inputs.select_classes(kept, tp, predicted, actual, axis=-1)
+    tp, predicted, actual = pr.select_classes(inputs, kept, sums.tp, sums.predicted, sums.actual, axis=-1)
     weights = class_weights_from_labels(xp, actual, weighting)
-    eps = inputs.constant(epsilon)
-    numerator = inputs.constant(2.0) * xp.sum(weights * tp, axis=-1) + eps
-    denominator = xp.sum(weights * (predicted + actual), axis=-1) + eps  # 2TP + FP + FN = P + A
-    return inputs.constant(1.0) - nx.safe_divide(xp, numerator, denominator, default=1.0)
+    numerator = 2.0 * xp.sum(weights * tp, axis=-1) + epsilon
+    denominator = xp.sum(weights * (predicted + actual), axis=-1) + epsilon  # 2TP + FP + FN = P + A
+    return 1.0 - nx.safe_divide(xp, numerator, denominator, default=1.0)
 
 
-__all__ = ["generalized_dice_loss"]
+__all__ = ["generalized_dice_kernel", "generalized_dice_loss"]

@@ -1,21 +1,26 @@
 """Input preparation shared by every loss (docs: Concepts › Inputs).
 
-:func:`prepare` turns ``(y_true, y_pred)`` and the common options into a
-:class:`PreparedInputs`: probabilities in the compute dtype with the class axis where the
-caller put it (no transpose), labels either dense or sparse, and one element weight array
-combining ``mask`` and ``ignore_index``. Log terms are derived lazily and from logits where
-there are logits, so a region loss never pays for them.
+:func:`prepare` turns ``(y_true, y_pred)`` and the common options into a :class:`Prepared`:
+probabilities (or log-probabilities, from logits) in the compute dtype with the class axis
+where the caller put it (no transpose), labels either dense or sparse, and one element
+weight array combining ``mask`` and ``ignore_index``. It checks what depends on the arrays
+(shapes, dtypes, the number of classes); the options themselves were checked once, by the
+public function or when an adapter was built. The plain functions of
+:mod:`lossfns.prepared` derive everything else (log terms, gathers, means) on demand.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from . import numerics as nx
 from . import validation as v
 from ._namespace import array_namespace, read_variables
 
 
-class PreparedInputs:
-    """Inputs of one loss call, ready for the confusion sums and per-element terms.
+@dataclass
+class Prepared:
+    """The inputs of one loss call, ready for the kernels.
 
     Attributes:
       xp: the array namespace.
@@ -23,7 +28,12 @@ class PreparedInputs:
       reduce_axes: the axes summed per sample: every axis but batch and class, plus the
         batch axis when ``batch=True``.
       num_classes: size of the class axis.
-      probs: probabilities, unclipped, in the compute dtype.
+      dtype, device: the compute dtype (float32 for half-precision inputs) and device.
+      probs: unclipped probabilities as given, or ``None`` with logits.
+      logits: the logits in the compute dtype, or ``None`` for probabilities.
+      activation: ``"softmax"`` or ``"sigmoid"`` with logits, else ``None``. Probabilities
+        and log-probabilities are derived from the logits on demand (a region loss never
+        computes a log-softmax, a cross-entropy never a softmax).
       target: dense labels in the compute dtype, or ``None`` for sparse labels.
       labels: sparse integer labels with a size-1 class axis (``ignore_index`` replaced by 0),
         or ``None``.
@@ -31,203 +41,40 @@ class PreparedInputs:
         or ``None`` (every element weighs 1).
       all_reduce: ``None``, or a callable that sums an array over data-parallel replicas;
         applied to every additive statistic before a formula uses it.
+      soft_label: the confusion sums use the ``|p - y|`` form.
+      cache: derived arrays, computed once per call by :mod:`lossfns.prepared`.
     """
 
-    def __init__(self, xp, *, class_axis, reduce_axes, probs, target=None, labels=None,
-                 weights=None, log_probs=None, sigmoid_logits=None, all_reduce=None,
-                 soft_label=False):
-        self.xp = xp
-        self.all_reduce = all_reduce
-        self.soft_label = soft_label
-        self.class_axis = class_axis
-        self.reduce_axes = reduce_axes
-        self._probs = probs  # derived lazily from log_probs: distribution losses never need it
-        self._reference = probs if probs is not None else log_probs  # dtype, device, shape
-        self.target = target
-        self.labels = labels
-        self.weights = weights
-        self._log_probs = log_probs  # given when the inputs were logits, else derived from probs
-        self._from_logits = log_probs is not None
-        self._sigmoid_logits = sigmoid_logits  # kept for log(1 - p) = log_sigmoid(-z)
-        self._clipped = None
-        self._labelled_index = None
-        self.num_classes = self._reference.shape[class_axis]
+    xp: object
+    class_axis: int
+    reduce_axes: tuple
+    num_classes: int
+    dtype: object
+    device: object
+    probs: object = None
+    logits: object = None
+    activation: str | None = None
+    target: object = None
+    labels: object = None
+    weights: object = None
+    all_reduce: object = None
+    soft_label: bool = False
+    cache: dict = field(default_factory=dict)
 
     @property
-    def probs(self):
-        """Probabilities, unclipped, in the compute dtype."""
-        if self._probs is None:
-            self._probs = self.xp.exp(self._log_probs)
-        return self._probs
+    def from_logits(self) -> bool:
+        """The inputs were logits: log terms are exact and nothing is clipped."""
+        return self.activation is not None
 
     @property
     def sigmoid_logits(self):
-        """The logits in the compute dtype with ``from_logits="sigmoid"``, else ``None``."""
-        return self._sigmoid_logits
+        """The logits with a sigmoid activation (``log(1 - p) = log_sigmoid(-z)``), else ``None``."""
+        return self.logits if self.activation == "sigmoid" else None
 
     @property
-    def dtype(self):
-        return self._reference.dtype
-
-    @property
-    def device(self):
-        return nx.device_of(self.xp, self._reference)
-
-    def constant(self, value):
-        return nx.full_like_scalar(self.xp, value, self._reference)
-
-    def class_vector(self, values):
-        """A per-class constant shaped to broadcast along the class axis."""
-        shape = [1] * self._reference.ndim
-        shape[self.class_axis] = len(values)
-        vec = self.xp.asarray(values, dtype=self.dtype, device=self.device)
-        return self.xp.reshape(vec, tuple(shape))
-
-    def _clipped_probs(self):
-        if self._clipped is None:  # shared by log p and 1 - p: clip once
-            self._clipped = nx.clip_probability(self.xp, self.probs)
-        return self._clipped
-
-    @property
-    def log_probs(self):
-        """``log p``: from log-softmax / log-sigmoid with logits, else ``log(clip(p))``."""
-        if self._log_probs is None:
-            self._log_probs = self.xp.log(self._clipped_probs())
-        return self._log_probs
-
-    @property
-    def log_complement(self):
-        """``log(1 - p)`` for the binary losses (sigmoid or probabilities only)."""
-        if self._sigmoid_logits is not None:  # log σ(-z) = log σ(z) - z: no second logaddexp
-            return self._log_probs - self._sigmoid_logits
-        if self._from_logits:
-            raise ValueError("from_logits='softmax' is not valid for a binary loss")
-        return self.xp.log(self.constant(1.0) - self._clipped_probs())
-
-    @property
-    def complement(self):
-        """``1 - p``, the base of the focal factor ``(1 - p)**gamma`` (clipped like the log)."""
-        if self._sigmoid_logits is not None:
-            return nx.sigmoid(self.xp, -self._sigmoid_logits)
-        if self._from_logits:  # exact from logits, nothing to clip
-            return self.constant(1.0) - self.probs
-        return self.constant(1.0) - self._clipped_probs()
-
-    def take_class(self, x, index: int):
-        """The slice of ``x`` at class ``index``, keeping a size-1 class axis."""
-        return self.xp.take(x, self.xp.asarray([index], device=self.device), axis=self.class_axis)
-
-    def select_classes(self, kept, *arrays, axis=None):
-        """``arrays`` restricted to the classes ``kept`` along ``axis`` (default: the class
-        axis), as a tuple; returned as they are when every class is kept."""
-        if len(kept) == self.num_classes:
-            return arrays
-        index = self.xp.asarray(kept, device=self.device)
-        axis = self.class_axis if axis is None else axis
-        return tuple(self.xp.take(t, index, axis=axis) for t in arrays)
-
-    def complement_at(self, index: int):
-        """:attr:`complement` of one class, computed on that slice only."""
-        if self._probs is None:
-            p = self.xp.exp(self.take_class(self._log_probs, index))
-        else:
-            p = self.take_class(self._probs, index)
-        if not self._from_logits:
-            p = nx.clip_probability(self.xp, p)
-        return self.constant(1.0) - p
-
-    def class_mask(self):
-        """Boolean ``labels == c`` over the class axis (sparse labels only)."""
-        classes = self.xp.arange(self.num_classes, dtype=self.labels.dtype, device=self.device)
-        shape = [1] * self._reference.ndim
-        shape[self.class_axis] = self.num_classes
-        return self.labels == self.xp.reshape(classes, tuple(shape))
-
-    def labelled_index(self):
-        """``(index, in_range)``: the labels clipped into ``[0, C)`` in the library's index
-        dtype (torch gathers with int64 only), and where they were in range.
-
-        An unvalidated label outside ``[0, C)`` belongs to no class, as it does in
-        ``labels == c``: gathers read class 0 there and :meth:`gather` zeroes the result.
-        Never an out-of-bounds read (torch's CPU ``take_along_dim`` does not check bounds).
-        """
-        if self._labelled_index is None:
-            xp, labels = self.xp, self.labels
-            info = getattr(xp, "__array_namespace_info__", None)
-            if info is not None:  # the TensorFlow shim gathers with any integer dtype
-                index_dtype = info().default_dtypes(device=self.device)["indexing"]
-                labels = labels if labels.dtype == index_dtype else xp.astype(labels, index_dtype)
-            index = xp.clip(labels, min=0, max=self.num_classes - 1)
-            self._labelled_index = (index, index == labels)
-        return self._labelled_index
-
-    def gather(self, x):
-        """``x`` at each element's labelled class, 0 where the label is outside ``[0, C)``:
-        the shape of ``x`` with a size-1 class axis."""
-        index, in_range = self.labelled_index()
-        taken = self.xp.take_along_axis(x, index, axis=self.class_axis)
-        return self.xp.where(in_range, taken, self.constant(0.0))
-
-    def labelled_log_and_complement(self):
-        """``(log p, 1 - p)`` at each element's labelled class (sparse labels only).
-
-        Computed on the gathered slice, which is ``1/C`` of the volume: the full-size
-        ``log(clip(p))``, ``exp`` and ``1 - p`` (and their gradients) are never formed. Each
-        element gets exactly what gathering :attr:`log_probs` and :attr:`complement` would give;
-        ``log p`` is 0 where the label is outside ``[0, C)`` (no class: no term).
-        """
-        xp = self.xp
-        if self._sigmoid_logits is not None:
-            return self.gather(self._log_probs), nx.sigmoid(xp, -self.gather(self._sigmoid_logits))
-        if self._from_logits:
-            log_p = self.gather(self._log_probs)
-            return log_p, self.constant(1.0) - xp.exp(log_p)
-        if self._log_probs is not None:  # a full-size log another term already paid for
-            p = nx.clip_probability(xp, self.gather(self.probs))
-            return self.gather(self._log_probs), self.constant(1.0) - p
-        index, in_range = self.labelled_index()
-        p = nx.clip_probability(xp, xp.take_along_axis(self.probs, index, axis=self.class_axis))
-        log_p = xp.where(in_range, xp.log(p), self.constant(0.0))
-        return log_p, self.constant(1.0) - p
-
-    def weighted_mean(self, per_element):
-        """Mean of a per-element term (size-1 class axis) over ``reduce_axes``, mask-weighted.
-
-        ``Σ m·ℓ / Σ m``, and 0 where a sample is fully masked.
-        """
-        xp = self.xp
-        axes = self.reduce_axes + (self.class_axis,)
-        if self.weights is None and self.all_reduce is None:
-            if nx.static_size(per_element, axes) == 0:
-                return nx.blocked_sum(xp, per_element, axes)  # no element: Σ m = 0 gives 0
-            return nx.blocked_mean(xp, per_element, axes)
-        weights = xp.ones_like(per_element) if self.weights is None else self.weights
-        total = nx.blocked_sum(xp, per_element * weights, axes)
-        count = nx.blocked_sum(xp, weights, axes)
-        if self.all_reduce is not None:
-            total, count = self.all_reduce(total), self.all_reduce(count)
-        return nx.safe_divide(xp, total, count)
-
-    def with_two_channels(self):
-        """Single-channel binary input expanded to ``[1 - p, p]`` / ``[1 - y, y]`` (docs: Losses › Unified Focal family)."""
-        if self.num_classes != 1:
-            return self
-        xp, axis = self.xp, self.class_axis
-        one = self.constant(1.0)
-        if self._sigmoid_logits is not None:
-            probs = None  # exp of log_probs, when a region term asks for it
-            log_probs = xp.concat([self.log_complement, self.log_probs], axis=axis)
-        else:
-            probs = xp.concat([one - self.probs, self.probs], axis=axis)
-            log_probs = None
-        target = None if self.target is None or self.labels is not None else xp.concat(
-            [one - self.target, self.target], axis=axis
-        )
-        return PreparedInputs(
-            xp, class_axis=axis, reduce_axes=self.reduce_axes, probs=probs, target=target,
-            labels=self.labels, weights=self.weights, log_probs=log_probs, all_reduce=self.all_reduce,
-            soft_label=self.soft_label,
-        )
+    def reference(self):
+        """The prediction as given (probabilities or logits): its shape is the input's."""
+        return self.logits if self.probs is None else self.probs
 
 
 def _is_integer(xp, dtype) -> bool:
@@ -243,12 +90,9 @@ def _compute_dtype(xp, y_pred):
 
 
 def _activation(from_logits, num_classes: int, binary_loss: bool):
-    v.check_choice("from_logits", from_logits, v.FROM_LOGITS)
     if from_logits is False:
         return None
     if binary_loss:
-        if from_logits == "softmax":
-            raise ValueError("from_logits='softmax' is not valid for a binary loss; use True or 'sigmoid'")
         return "sigmoid"
     if from_logits is True:
         return "softmax" if num_classes > 1 else "sigmoid"
@@ -347,37 +191,45 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
     return weights
 
 
+def _check_data(xp, y_pred, target, labels, *, activation, num_classes, ignore_index):
+    v.check_data_ranges(
+        xp, y_pred=None if activation else y_pred,
+        y_true=target if target is not None and not xp.isdtype(target.dtype, "bool") else None,
+        labels=labels, num_classes=max(num_classes, 2),  # a single channel takes 0/1 labels
+        ignore_index=ignore_index,
+    )
+
+
 def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
             batch=False, validate=False, all_reduce=None, soft_label=False,
-            binary_loss=False) -> PreparedInputs:
-    """Validate and normalise the inputs of any loss (docs: Concepts › Inputs).
+            binary_loss=False, two_channels=False, per_class=None) -> Prepared:
+    """Check the arrays against the (already checked) options and prepare them.
 
     Args:
       y_true: dense labels (``y_pred``'s shape) or integer class indices (class axis absent
         or of size 1).
       y_pred: probabilities or logits, ``[batch, d1, ..., dk, classes]`` by default.
-      class_axis: the class axis of ``y_pred``.
-      from_logits: ``False``, ``True``, ``"softmax"`` or ``"sigmoid"``.
-      mask: element weights, ``y_pred``'s shape without the class axis (broadcastable).
-      ignore_index: label value excluded from every sum (integer labels only).
-      batch: reduce over the batch axis too.
-      validate: check label and probability ranges (eager only).
-      all_reduce: with ``batch=True``, a callable summing an array across data-parallel
-        replicas (``jax.lax.psum`` over a named axis, a differentiable ``all_reduce``), so the
-        loss is that of the global batch. The adapters pass it; most users never do.
-      soft_label: the confusion sums use the ``|p - y|`` form (soft labels).
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce, soft_label:
+        the common options, checked by the caller (docs: Concepts › Inputs).
       binary_loss: the caller is a binary loss (sigmoid only, per-channel targets).
+      two_channels: a single channel is expanded to ``[1 - p, p]`` (categorical losses).
+      per_class: the per-class options of the loss (``class_weights``, ``alpha``,
+        ``background_index``...), checked against the number of classes.
     """
     xp = array_namespace(y_true=y_true, y_pred=y_pred, mask=mask)
     y_true, y_pred, mask = read_variables(y_true, y_pred, mask)
     axis = v.check_class_axis(class_axis, y_pred.ndim)
-    v.check_bool("batch", batch)
-    v.check_bool("validate", validate)
-    ignore_index = v.check_int("ignore_index", ignore_index, allow_none=True)
-    if all_reduce is not None and (not callable(all_reduce) or not batch):
+    if all_reduce is not None and not batch:
         raise ValueError("all_reduce must be a callable and needs batch=True (per-sample losses are local)")
     dtype = _compute_dtype(xp, y_pred)
     num_classes = y_pred.shape[axis]
+    if num_classes is None:  # a tf.function input signature without the class size
+        raise ValueError(
+            f"y_pred has an unknown number of classes (axis {axis} of shape {v.format_shape(y_pred.shape)}); "
+            "the class axis must have a known size when the loss is traced"
+        )
+    if per_class:
+        v.check_class_shapes(2 if two_channels and num_classes == 1 else num_classes, per_class)
     activation = _activation(from_logits, num_classes, binary_loss)
 
     target, labels = _split_labels(xp, y_true, y_pred.shape, axis)
@@ -386,35 +238,33 @@ def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, igno
     if labels is not None:
         ignore_index = label_value_or_none(xp, labels.dtype, ignore_index)
     if validate:
-        v.check_data_ranges(
-            xp, y_pred=None if activation else y_pred,
-            y_true=target if target is not None and not xp.isdtype(target.dtype, "bool") else None,
-            labels=labels, num_classes=max(num_classes, 2),  # a single channel takes 0/1 labels
-            ignore_index=ignore_index,
-        )
+        _check_data(xp, y_pred, target, labels, activation=activation, num_classes=num_classes,
+                    ignore_index=ignore_index)
 
     y_pred = xp.astype(y_pred, dtype) if y_pred.dtype != dtype else y_pred
-    log_probs = None
-    if activation == "softmax":
-        log_probs = nx.log_softmax(xp, y_pred, axis)
-    elif activation == "sigmoid":
-        log_probs = nx.log_sigmoid(xp, y_pred)
     weights = _element_weights(xp, mask, labels, ignore_index, probs=y_pred, class_axis=axis, dtype=dtype)
     if labels is not None:
         if ignore_index is not None:
             labels = xp.where(labels == ignore_index, xp.zeros_like(labels), labels)
         if num_classes == 1:
-            # A single-channel binary input with a 0/1 label map: the label is the target.
-            target = xp.astype(labels, dtype)
+            target = xp.astype(labels, dtype)  # a single channel's 0/1 label map is the target
     if target is not None and target.dtype != dtype:
         target = xp.astype(target, dtype)
 
     spatial = tuple(a for a in range(1, y_pred.ndim) if a != axis)
-    reduce_axes = ((0,) if batch else ()) + spatial
-    return PreparedInputs(
-        xp, class_axis=axis, reduce_axes=reduce_axes, probs=None if log_probs is not None else y_pred,
-        target=target,
+    inputs = Prepared(
+        xp, class_axis=axis, reduce_axes=((0,) if batch else ()) + spatial, num_classes=num_classes,
+        dtype=dtype, device=nx.device_of(xp, y_pred),
+        probs=None if activation else y_pred, logits=y_pred if activation else None,
+        activation=activation, target=target,
         labels=labels if num_classes > 1 or not binary_loss else None, weights=weights,
-        log_probs=log_probs, sigmoid_logits=y_pred if activation == "sigmoid" else None,
         all_reduce=all_reduce, soft_label=soft_label,
     )
+    if two_channels:
+        from .prepared import with_two_channels
+
+        inputs = with_two_channels(inputs)
+    return inputs
+
+
+__all__ = ["Prepared", "label_layout", "label_value_or_none", "prepare"]

@@ -11,37 +11,15 @@ Lovász loss cannot be assembled from per-replica sums, so ``all_reduce`` is ref
 from __future__ import annotations
 
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
-from .inputs import PreparedInputs, prepare
+from .domains import AllReduce, Choice, FromLogits
+from .inputs import Prepared, prepare
 from .region import kept_classes
 
 CLASSES = ("present", "all")
-
-
-def check_classes(name: str, value):
-    return v.check_choice(name, value, CLASSES)
-
-
-def check_hinge_from_logits(name: str, value):
-    """The Lovász hinge takes logits only: ``True`` or ``"sigmoid"``."""
-    v.check_choice(name, value, v.FROM_LOGITS)
-    if value is not True and value != "sigmoid":
-        raise ValueError(
-            f"{name} must be True or 'sigmoid' for lovasz_hinge_loss, which works on logits "
-            f"(the hinge margin is z·(2y - 1)); got {value!r}"
-        )
-    return value
-
-
-def check_not_distributed(name: str, value):
-    """``all_reduce`` must stay ``None``: the sort needs every element of the batch at once."""
-    if value is not None:
-        raise ValueError(
-            f"{name} is not supported by the Lovász losses: a global Lovász loss cannot be "
-            "computed from per-replica sums (it sorts every element of the batch together); "
-            "compute it per replica without all_reduce"
-        )
-    return value
+#: The sort needs every element of the batch at once: no sums over replicas.
+_NOT_DISTRIBUTED = AllReduce(additive=False)
 
 
 def size_of(xp, x, axis: int):
@@ -87,36 +65,35 @@ def lovasz_extension(xp, errors, labels):
     return xp.sum(sorted_errors * increments, axis=-1), xp.squeeze(total, axis=-1)
 
 
-def _errors_and_labels(inputs: PreparedInputs, kept: list):
+def _errors_and_labels(inputs: Prepared, kept: list):
     """``e = |y - p|`` and ``g = y`` on the kept classes, 0 where an element is left out."""
     xp = inputs.xp
-    p = inputs.probs
-    one = inputs.constant(1.0)
+    p = pr.probabilities(inputs)
     if inputs.target is not None:
         y = inputs.target
         errors = nx.absolute(xp, y - p)
     else:  # sparse labels: the boolean hit selects 1 - p or p, no float one-hot of p's size
-        hit = inputs.class_mask()
-        errors = xp.where(hit, one - p, p)
+        hit = pr.class_mask(inputs)
+        errors = xp.where(hit, 1.0 - p, p)
         y = xp.astype(hit, inputs.dtype)
-    return _leave_out_masked(inputs, *inputs.select_classes(kept, errors, y))
+    return _leave_out_masked(inputs, *pr.select_classes(inputs, kept, errors, y))
 
 
-def _leave_out_masked(inputs: PreparedInputs, errors, y):
+def _leave_out_masked(inputs: Prepared, errors, y):
     """Error 0 and label 0 where the mask (or ``ignore_index``) leaves an element out: it
     then sorts after every element that counts and adds nothing."""
     if inputs.weights is None:
         return errors, y
-    xp, zero = inputs.xp, inputs.constant(0.0)
-    keep = inputs.weights != zero
-    return xp.where(keep, errors, zero), xp.where(keep, y, zero)
+    xp = inputs.xp
+    keep = inputs.weights != 0.0
+    return xp.where(keep, errors, 0.0), xp.where(keep, y, 0.0)
 
 
 def _finish(per_set, batch: bool):
     return per_set[0] if batch else per_set
 
 
-@v.validated(classes=check_classes, all_reduce=check_not_distributed)
+@v.validated(classes=Choice(CLASSES), all_reduce=_NOT_DISTRIBUTED)
 def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background=True,
                         background_index=0, class_axis=-1, from_logits=False, mask=None,
                         ignore_index=None, batch=False, validate=False, all_reduce=None):
@@ -158,7 +135,8 @@ def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background
       [0.3833]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate)
+                     ignore_index=ignore_index, batch=batch, validate=validate,
+                     per_class={"background_index": background_index})
     xp = inputs.xp
     kept = kept_classes(inputs.num_classes, include_background, background_index,
                         one_channel_is_foreground=True)
@@ -167,13 +145,13 @@ def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background
     per_class, totals = lovasz_extension(xp, errors, labels)
     if classes == "all":
         return _finish(xp.mean(per_class, axis=-1), batch)
-    present = totals > inputs.constant(0.0)
+    present = totals > 0.0
     count = xp.sum(xp.astype(present, inputs.dtype), axis=-1)
-    summed = xp.sum(xp.where(present, per_class, inputs.constant(0.0)), axis=-1)
+    summed = xp.sum(xp.where(present, per_class, 0.0), axis=-1)
     return _finish(nx.safe_divide(xp, summed, count), batch)
 
 
-@v.validated(from_logits=check_hinge_from_logits, all_reduce=check_not_distributed)
+@v.validated(from_logits=FromLogits(binary=True, logits_only="lovasz_hinge_loss"), all_reduce=_NOT_DISTRIBUTED)
 def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=None,
                       ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Lovász hinge loss (Berman et al. 2018): binary, on logits.
@@ -212,15 +190,14 @@ def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=N
                      ignore_index=ignore_index, batch=batch, validate=validate, binary_loss=True)
     xp = inputs.xp
     logits = inputs.sigmoid_logits
-    one = inputs.constant(1.0)
     if inputs.target is not None:
         y = inputs.target
-        margins = logits * (y + y - one)
+        margins = logits * (y + y - 1.0)
     else:
-        hit = inputs.class_mask()
+        hit = pr.class_mask(inputs)
         y = xp.astype(hit, inputs.dtype)
         margins = xp.where(hit, logits, -logits)
-    errors = nx.relu(xp, one - margins)  # before the sort: same order, same value
+    errors = nx.relu(xp, 1.0 - margins)  # before the sort: same order, same value
     errors, y = _leave_out_masked(inputs, errors, y)
     errors, y = (as_sets(xp, t, inputs.class_axis, batch) for t in (errors, y))
     per_channel, _ = lovasz_extension(xp, errors, y)

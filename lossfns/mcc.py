@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
-from .confusion import bounded_counts, confusion_sums, element_total
-from .inputs import prepare
+from .confusion import bounded_counts, confusion_sums
+from .domains import NONNEGATIVE
+from .inputs import Prepared, prepare
 from .region import combine_classes
 
 
@@ -16,15 +18,29 @@ def matthews_correlation(xp, tp, fp, fn, tn, *, epsilon: float):
     (ε = 0 and an empty factor) gives 1 when FP = FN = 0 and 0 otherwise. For non-negative
     counts the coefficient lies in [-1, 1]; the products round, so it is clamped there.
     """
-    zero, one = nx.full_like_scalar(xp, 0.0, tp), nx.full_like_scalar(xp, 1.0, tp)
     product = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
-    denominator = nx.safe_sqrt(xp, product) + nx.full_like_scalar(xp, epsilon, tp)
-    mcc = nx.clamp_between(xp, nx.safe_divide(xp, tp * tn - fp * fn, denominator), -one, one)
-    perfect = (denominator == zero) & (fp == zero) & (fn == zero)
-    return xp.where(perfect, one, mcc)
+    denominator = nx.safe_sqrt(xp, product) + epsilon
+    mcc = nx.clamp_between(xp, nx.safe_divide(xp, tp * tn - fp * fn, denominator), -1.0, 1.0)
+    perfect = (denominator == 0.0) & (fp == 0.0) & (fn == 0.0)
+    return xp.where(perfect, 1.0, mcc)
 
 
-@v.validated(epsilon=v.check_nonnegative)
+def mcc_kernel(inputs: Prepared, *, epsilon, average="macro", class_weights=None,
+               include_background=True, background_index=0):
+    """The MCC loss of prepared inputs, from the clamped counts (:func:`bounded_counts`)."""
+    xp = inputs.xp
+    sums = confusion_sums(inputs)
+    counts = bounded_counts(xp, sums, pr.element_total(inputs))
+
+    def class_loss(tp, fp, fn, tn):
+        return 1.0 - matthews_correlation(xp, tp, fp, fn, tn, epsilon=epsilon)
+
+    return combine_classes(inputs, counts, class_loss, support=sums.actual, average=average,
+                           class_weights=class_weights, include_background=include_background,
+                           background_index=background_index)
+
+
+@v.validated(epsilon=NONNEGATIVE)
 def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
              include_background=True, background_index=0, soft_label=False, class_axis=-1,
              from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
@@ -72,16 +88,11 @@ def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
       [0.5244]
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label)
-    xp = inputs.xp
-    counts = bounded_counts(xp, confusion_sums(inputs), element_total(inputs))
-
-    def class_loss(tp, fp, fn, tn):
-        return inputs.constant(1.0) - matthews_correlation(xp, tp, fp, fn, tn, epsilon=epsilon)
-
-    return combine_classes(inputs, counts, class_loss, average=average, class_weights=class_weights,
-                           include_background=include_background, background_index=background_index)
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label,
+                     per_class={"class_weights": class_weights, "background_index": background_index})
+    return mcc_kernel(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
+                      include_background=include_background, background_index=background_index)
 
 
-__all__ = ["matthews_correlation", "mcc_loss"]
+__all__ = ["matthews_correlation", "mcc_kernel", "mcc_loss"]

@@ -6,60 +6,29 @@ Each is a formula over the confusion terms (docs: Losses › Region losses), ave
 from __future__ import annotations
 
 from . import numerics as nx
+from . import prepared as pr
 from . import validation as v
-from .confusion import confusion_sums
-from .inputs import PreparedInputs, prepare
+from .confusion import ConfusionSums, confusion_sums
+from .domains import NONNEGATIVE
+from .inputs import Prepared, prepare
 
 
-def tversky_index(xp, tp, fp, fn, *, alpha: float, beta: float, epsilon: float):
-    r"""``TI = (TP + ε) / (TP + α·FP + β·FN + ε)``; 1 where the denominator is 0 (ε = 0, empty class)."""
-    eps = nx.full_like_scalar(xp, epsilon, tp)
-    return nx.safe_divide(xp, tp + eps, tp + alpha * fp + beta * fn + eps, default=1.0)
+def tversky_index(xp, tp, predicted, actual, *, alpha: float, beta: float, epsilon: float):
+    r"""``TI = (TP + ε) / (TP + α·FP + β·FN + ε)`` from the sums ``TP``, ``P = TP + FP`` and
+    ``A = TP + FN``: the denominator is ``(1 - α - β)·TP + α·P + β·A + ε``.
 
-
-def average_classes(inputs: PreparedInputs, class_loss, *, average="macro", class_weights=None,
-                    include_background=True, background_index=0):
-    """Apply ``class_loss(tp, fp, fn)`` per class and combine the classes (docs: Losses › Region losses).
-
-    * ``macro``: the mean of the per-class losses.
-    * ``micro``: TP, FP and FN summed over classes first, then one formula.
-    * ``weighted``: ``Σ_c w_c · loss_c`` with ``class_weights`` as given, or the support
-      ``(TP + FN)_c / Σ (TP + FN)`` per sample (0 where a sample has no support).
-
-    ``include_background=False`` drops class ``background_index`` (and its weight) first.
-    ``class_weights`` is ignored unless ``average="weighted"``, as in tensorflow-mri.
-    The arguments were checked by the public function.
+    With ``ε > 0`` the denominator is at least ``ε`` for inputs in [0, 1]; with ``ε = 0`` a
+    zero denominator (an empty class that is not predicted) gives ``TI = 1``.
     """
-    sums = confusion_sums(inputs)
-    return combine_classes(inputs, (sums.tp, sums.fp, sums.fn), class_loss, average=average,
-                           class_weights=class_weights, include_background=include_background,
-                           background_index=background_index)
-
-
-def combine_classes(inputs: PreparedInputs, terms: tuple, class_loss, *, average="macro",
-                    class_weights=None, include_background=True, background_index=0):
-    """``class_loss(*terms)`` per class, combined by ``average`` as in :func:`average_classes`.
-
-    ``terms`` are per-class counts ``[..., classes]`` whose first and third are TP and FN
-    (the support of ``"weighted"``); ``"micro"`` sums each over the classes first.
-    """
-    xp = inputs.xp
-    kept = kept_classes(inputs.num_classes, include_background, background_index)
-    terms = inputs.select_classes(kept, *terms, axis=-1)
-    if class_weights is not None:
-        class_weights = tuple(class_weights[c] for c in kept)
-
-    if average == "micro":
-        return class_loss(*(xp.sum(t, axis=-1) for t in terms))
-    losses = class_loss(*terms)
-    if average == "macro":
-        return xp.mean(losses, axis=-1)
-    if class_weights is None:
-        support = terms[0] + terms[2]  # TP + FN
-        weights = nx.safe_divide(xp, support, xp.sum(support, axis=-1, keepdims=True))
+    if alpha == beta:
+        denominator = alpha * (predicted + actual)
     else:
-        weights = xp.asarray(class_weights, dtype=losses.dtype, device=inputs.device)
-    return xp.sum(weights * losses, axis=-1)
+        denominator = alpha * predicted + beta * actual
+    if not alpha + beta == 1.0:
+        denominator = denominator + (1.0 - alpha - beta) * tp
+    if epsilon > 0:
+        return (tp + epsilon) / (denominator + epsilon)
+    return nx.safe_divide(xp, tp, denominator, default=1.0)
 
 
 def kept_classes(num_classes: int, include_background: bool, background_index: int, *,
@@ -78,18 +47,59 @@ def kept_classes(num_classes: int, include_background: bool, background_index: i
     return kept
 
 
-def focal_tversky_from_inputs(inputs: PreparedInputs, *, alpha, beta, gamma, epsilon, **averaging):
-    """Focal Tversky loss of prepared inputs; the other region losses are special cases."""
+def combine_classes(inputs: Prepared, terms: tuple, class_loss, *, support, average="macro",
+                    class_weights=None, include_background=True, background_index=0):
+    """``class_loss(*terms)`` per class, combined over the classes (docs: Losses › Region losses).
+
+    * ``macro``: the mean of the per-class losses.
+    * ``micro``: each term summed over the classes first, then one formula.
+    * ``weighted``: ``Σ_c w_c · loss_c`` with ``class_weights`` as given, or the label
+      support ``A_c / Σ A`` per sample (0 where a sample has no support).
+
+    ``terms`` are per-class sums ``[..., classes]`` and ``support`` is ``A_c = TP_c + FN_c``.
+    ``include_background=False`` drops class ``background_index`` (and its weight) first.
+    ``class_weights`` is ignored unless ``average="weighted"``, as in tensorflow-mri.
+    """
     xp = inputs.xp
+    kept = kept_classes(inputs.num_classes, include_background, background_index)
+    *terms, support = pr.select_classes(inputs, kept, *terms, support, axis=-1)
+    if average == "micro":
+        return class_loss(*(xp.sum(t, axis=-1) for t in terms))
+    losses = class_loss(*terms)
+    if average == "macro":
+        return xp.mean(losses, axis=-1)
+    if class_weights is None:
+        weights = nx.safe_divide(xp, support, xp.sum(support, axis=-1, keepdims=True))
+    else:
+        weights = xp.asarray([class_weights[c] for c in kept], dtype=losses.dtype, device=inputs.device)
+    return xp.sum(weights * losses, axis=-1)
 
-    def class_loss(tp, fp, fn):
-        index = tversky_index(xp, tp, fp, fn, alpha=alpha, beta=beta, epsilon=epsilon)
-        return nx.guarded_power(xp, nx.full_like_scalar(xp, 1.0, index) - index, gamma)
 
-    return average_classes(inputs, class_loss, **averaging)
+def focal_tversky_kernel(inputs: Prepared, *, alpha, beta, gamma, epsilon, average="macro",
+                         class_weights=None, include_background=True, background_index=0,
+                         sums: ConfusionSums | None = None):
+    """Focal Tversky loss of prepared inputs; Tversky, F1/Dice and IoU are its special cases.
+
+    ``sums`` are the confusion sums when the caller has them already (a compound loss).
+    """
+    xp = inputs.xp
+    sums = confusion_sums(inputs) if sums is None else sums
+
+    def class_loss(tp, predicted, actual):
+        index = tversky_index(xp, tp, predicted, actual, alpha=alpha, beta=beta, epsilon=epsilon)
+        return nx.guarded_power(xp, 1.0 - index, gamma)
+
+    return combine_classes(inputs, (sums.tp, sums.predicted, sums.actual), class_loss, support=sums.actual,
+                           average=average, class_weights=class_weights,
+                           include_background=include_background, background_index=background_index)
 
 
-_NONNEG = v.check_nonnegative
+def _prepare(y_true, y_pred, *, class_weights, background_index, class_axis, from_logits, mask,
+             ignore_index, batch, validate, all_reduce, soft_label) -> Prepared:
+    return prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                   ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                   soft_label=soft_label,
+                   per_class={"class_weights": class_weights, "background_index": background_index})
 
 
 @v.validated()
@@ -114,14 +124,16 @@ def region_loss(y_true, y_pred, class_loss, *, average="macro", class_weights=No
       >>> print(np.round(lossfns.region_loss(np.array([[0, 1, 1]]), probs, dice), 4))
       [0.303]
     """
-    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label)
-    return average_classes(inputs, class_loss, average=average, class_weights=class_weights,
+    inputs = _prepare(y_true, y_pred, class_weights=class_weights, background_index=background_index,
+                      class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+                      batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
+    sums = confusion_sums(inputs)
+    return combine_classes(inputs, (sums.tp, sums.fp, sums.fn), class_loss, support=sums.actual,
+                           average=average, class_weights=class_weights,
                            include_background=include_background, background_index=background_index)
 
 
-@v.validated(alpha=_NONNEG, beta=_NONNEG, gamma=_NONNEG, epsilon=_NONNEG)
+@v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, gamma=NONNEGATIVE, epsilon=NONNEGATIVE)
 def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsilon=1e-5,
                        average="macro", class_weights=None, include_background=True,
                        background_index=0, soft_label=False, class_axis=-1, from_logits=False,
@@ -167,17 +179,15 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
       >>> print(np.round(lossfns.focal_tversky_loss(labels, probs), 4))
       [0.3976]
     """
-    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
-                     ignore_index=ignore_index, batch=batch, validate=validate,
-                     all_reduce=all_reduce, soft_label=soft_label)
-    return focal_tversky_from_inputs(
-        inputs, alpha=alpha, beta=beta, gamma=gamma, epsilon=epsilon, average=average,
-        class_weights=class_weights, include_background=include_background,
-        background_index=background_index,
-    )
+    inputs = _prepare(y_true, y_pred, class_weights=class_weights, background_index=background_index,
+                      class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+                      batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
+    return focal_tversky_kernel(inputs, alpha=alpha, beta=beta, gamma=gamma, epsilon=epsilon,
+                                average=average, class_weights=class_weights,
+                                include_background=include_background, background_index=background_index)
 
 
-@v.validated(alpha=_NONNEG, beta=_NONNEG, epsilon=_NONNEG)
+@v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, epsilon=NONNEGATIVE)
 def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="macro",
                  class_weights=None, include_background=True, background_index=0, soft_label=False,
                  class_axis=-1, from_logits=False, mask=None, ignore_index=None, batch=False,
@@ -199,16 +209,15 @@ def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="
       >>> print(np.round(lossfns.tversky_loss(np.array([[0, 1, 1]]), probs), 4))
       [0.2929]
     """
-    return focal_tversky_loss(
-        y_true, y_pred, alpha=alpha, beta=beta, gamma=1.0, epsilon=epsilon, average=average,
-        class_weights=class_weights, include_background=include_background,
-        background_index=background_index, soft_label=soft_label, class_axis=class_axis,
-        from_logits=from_logits, mask=mask, ignore_index=ignore_index, batch=batch,
-        validate=validate, all_reduce=all_reduce,
-    )
+    inputs = _prepare(y_true, y_pred, class_weights=class_weights, background_index=background_index,
+                      class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+                      batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
+    return focal_tversky_kernel(inputs, alpha=alpha, beta=beta, gamma=1.0, epsilon=epsilon,
+                                average=average, class_weights=class_weights,
+                                include_background=include_background, background_index=background_index)
 
 
-@v.validated(epsilon=_NONNEG)
+@v.validated(epsilon=NONNEGATIVE)
 def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
             include_background=True, background_index=0, soft_label=False, class_axis=-1,
             from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
@@ -231,16 +240,15 @@ def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None
       >>> print(np.round(lossfns.dice_loss(np.array([[0, 1, 1]]), probs), 4))
       [0.303]
     """
-    return tversky_loss(
-        y_true, y_pred, alpha=0.5, beta=0.5, epsilon=epsilon, average=average,
-        class_weights=class_weights, include_background=include_background,
-        background_index=background_index, soft_label=soft_label, class_axis=class_axis,
-        from_logits=from_logits, mask=mask, ignore_index=ignore_index, batch=batch,
-        validate=validate, all_reduce=all_reduce,
-    )
+    inputs = _prepare(y_true, y_pred, class_weights=class_weights, background_index=background_index,
+                      class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+                      batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
+    return focal_tversky_kernel(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon,
+                                average=average, class_weights=class_weights,
+                                include_background=include_background, background_index=background_index)
 
 
-@v.validated(epsilon=_NONNEG)
+@v.validated(epsilon=NONNEGATIVE)
 def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
              include_background=True, background_index=0, soft_label=False, class_axis=-1,
              from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
@@ -261,13 +269,12 @@ def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
       >>> print(np.round(lossfns.iou_loss(np.array([[0, 1, 1]]), probs), 4))
       [0.4643]
     """
-    return tversky_loss(
-        y_true, y_pred, alpha=1.0, beta=1.0, epsilon=epsilon, average=average,
-        class_weights=class_weights, include_background=include_background,
-        background_index=background_index, soft_label=soft_label, class_axis=class_axis,
-        from_logits=from_logits, mask=mask, ignore_index=ignore_index, batch=batch,
-        validate=validate, all_reduce=all_reduce,
-    )
+    inputs = _prepare(y_true, y_pred, class_weights=class_weights, background_index=background_index,
+                      class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
+                      batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
+    return focal_tversky_kernel(inputs, alpha=1.0, beta=1.0, gamma=1.0, epsilon=epsilon,
+                                average=average, class_weights=class_weights,
+                                include_background=include_background, background_index=background_index)
 
 
 dice_loss = f1_loss

@@ -1,9 +1,9 @@
 """One registry describing every loss; the adapters and the CLI iterate over it.
 
 A :class:`LossSpec` is read off a decorated core function (:func:`lossfns.validation.validated`):
-its hyperparameters, options and defaults come from the signature and its checks from the
-decorator, so the core, the registry and every adapter validate with the same code and
-messages. Adding a core function and one ``_spec(...)`` line here makes it appear in every
+its hyperparameters, options and defaults come from the signature and their domains
+(:mod:`lossfns.domains`, each declared once) from the decorator, so the core, the registry
+and every adapter validate with the same code and messages. Adding a core function and one ``_spec(...)`` line here makes it appear in every
 adapter, in ``lossfns list`` and in ``lossfns parity``.
 """
 
@@ -12,6 +12,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable
+
+from .domains import Domain
 
 from . import compound, dice_ce, distribution, region, unified_focal
 from . import boundary, cldice, generalized_dice, lovasz, mcc
@@ -24,12 +26,14 @@ PER_CALL = ("mask", "all_reduce")
 
 @dataclass(frozen=True)
 class Hyperparameter:
+    """A hyperparameter of a loss: its name, default and domain (what values it may take)."""
+
     name: str
     default: object
-    check: Callable[[str, object], object]
+    domain: Domain
 
     def validate(self, value):
-        return self.check(self.name, value)
+        return self.domain.check(self.name, value)
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,8 @@ class LossSpec:
 
     @property
     def hyperparameters(self) -> tuple[Hyperparameter, ...]:
-        defaults, checks = self._parameters, self.function.checks
-        return tuple(Hyperparameter(n, defaults[n], checks[n]) for n in self.function.hyperparameters)
+        defaults, domains = self._parameters, self.function.domains
+        return tuple(Hyperparameter(n, defaults[n], domains[n]) for n in self.function.hyperparameters)
 
     @property
     def defaults(self) -> dict:
@@ -74,9 +78,15 @@ class LossSpec:
         return {n: d for n, d in self._parameters.items() if n not in hyper and n not in PER_CALL}
 
     @property
+    def unchecked(self) -> Callable:
+        """The core function without its option checks: the adapters call it with the
+        options they checked once, when they were built (the arrays are still checked)."""
+        return self.function.unchecked
+
+    @property
     def sigmoid_only(self) -> bool:
         """A binary loss: ``from_logits="softmax"`` is an error."""
-        return self.function.checks["from_logits"] is v.check_sigmoid_from_logits
+        return self.function.domains["from_logits"].binary
 
     def validate(self, **values) -> dict:
         """Check hyperparameters and options with the core's own checks, before any data.
@@ -85,11 +95,11 @@ class LossSpec:
         only the lengths that no input can match are refused
         (:func:`~lossfns.validation.check_per_class_lengths`).
         """
-        checks = self.function.checks
+        domains = self.function.domains
         for name in values:
-            if name not in checks or name in PER_CALL:
+            if name not in domains or name in PER_CALL:
                 raise TypeError(f"{self.name}() got an unexpected keyword argument {name!r}")
-        checked = {name: checks[name](name, value) for name, value in values.items()}
+        checked = {name: domains[name].check(name, value) for name, value in values.items()}
         v.check_per_class_lengths(checked, two_channels=self.function.two_channels)
         return checked
 

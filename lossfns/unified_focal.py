@@ -20,20 +20,23 @@ from __future__ import annotations
 
 from . import numerics as nx
 from . import validation as v
+from .confusion import confusion_sums
 from .distribution import class_constants, weighted_focal_crossentropy
-from .inputs import PreparedInputs, prepare
-from .region import average_classes, tversky_index
+from .domains import NONNEGATIVE, UNIFIED_FOCAL_GAMMA, UNIT_INTERVAL
+from .inputs import Prepared, prepare
+from .region import combine_classes, tversky_index
 
 
 def _prepare(y_true, y_pred, background_index, options):
-    inputs = prepare(y_true, y_pred, **options).with_two_channels()
-    return inputs, v.check_background_index(background_index, inputs.num_classes)
+    inputs = prepare(y_true, y_pred, two_channels=True, per_class={"background_index": background_index},
+                     **options)
+    return inputs, background_index % inputs.num_classes
 
 
-_UNIT, _NONNEG, _GAMMA_AT_MOST_ONE = v.check_unit_interval, v.check_nonnegative, v.check_gamma_at_most_one
+_UNIT, _NONNEG, _GAMMA_AT_MOST_ONE = UNIT_INTERVAL, NONNEGATIVE, UNIFIED_FOCAL_GAMMA
 
 
-def _focal_part(inputs: PreparedInputs, background: int, *, delta, gamma, asymmetric):
+def _focal_part(inputs: Prepared, background: int, *, delta, gamma, asymmetric):
     weights = class_constants(inputs.num_classes, background, background_value=1.0 - delta, rare_value=delta)
     # The asymmetric form keeps the focal factor on the background only.
     return weighted_focal_crossentropy(
@@ -42,12 +45,14 @@ def _focal_part(inputs: PreparedInputs, background: int, *, delta, gamma, asymme
     )
 
 
-def _tversky_part(inputs: PreparedInputs, background: int, *, delta, gamma, epsilon, asymmetric):
+def _tversky_part(inputs: Prepared, background: int, *, delta, gamma, epsilon, asymmetric):
     xp = inputs.xp
 
-    def class_loss(tp, fp, fn):
-        index = tversky_index(xp, tp, fp, fn, alpha=1.0 - delta, beta=delta, epsilon=epsilon)
-        complement = nx.full_like_scalar(xp, 1.0, index) - index
+    sums = confusion_sums(inputs)
+
+    def class_loss(tp, predicted, actual):
+        index = tversky_index(xp, tp, predicted, actual, alpha=1.0 - delta, beta=delta, epsilon=epsilon)
+        complement = 1.0 - index
         focal = nx.guarded_power(xp, complement, 1.0 - gamma)
         if not asymmetric:
             return focal
@@ -55,9 +60,9 @@ def _tversky_part(inputs: PreparedInputs, background: int, *, delta, gamma, epsi
             [c == background for c in range(inputs.num_classes)], device=inputs.device
         )
         # The background term is never focal (suppressed), only rare classes are enhanced.
-        return xp.where(is_background, nx.guarded_power(xp, complement, 1.0), focal)
+        return xp.where(is_background, complement, focal)
 
-    return average_classes(inputs, class_loss)
+    return combine_classes(inputs, (sums.tp, sums.predicted, sums.actual), class_loss, support=sums.actual)
 
 
 @v.validated(two_channels=True, delta=_UNIT, gamma=_NONNEG)

@@ -9,84 +9,28 @@ from __future__ import annotations
 
 import functools
 import inspect
-import numbers
-from collections.abc import Sequence
 
-AVERAGES = ("macro", "micro", "weighted")
-FROM_LOGITS = (False, True, "softmax", "sigmoid")
+from . import domains as d
+from .domains import AVERAGES, FROM_LOGITS, check_real  # noqa: F401 - re-exported
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _is_real_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def check_real(name: str, value) -> float:
-    """A finite real number (NaN and infinities are rejected by name)."""
-    if not _is_real_number(value):
-        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not value - value == 0:  # NaN and ±inf; math.isfinite cannot read a compiler's symbolic float
-        raise ValueError(f"{name} must be a finite number, got {value}")
-    return value
-
-
-def check_nonnegative(name: str, value) -> float:
-    value = check_real(name, value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
-
-
-def check_unit_interval(name: str, value) -> float:
-    value = check_real(name, value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
-    return value
-
-
 def check_choice(name: str, value, choices) -> object:
-    # `True in ("macro", ...)` is False, but `1 in (False, True)` is True: compare by identity
-    # for booleans so that from_logits=1 is rejected rather than silently taken as True.
-    if isinstance(value, bool) or value is None:
-        ok = any(value is c for c in choices)
-    else:
-        ok = any(value == c and not isinstance(c, bool) for c in choices)
-    if not ok:
-        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
-    return value
+    return d.Choice(tuple(choices)).check(name, value)
 
 
 def check_int(name: str, value, *, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    return int(value)
+    return d.Integer(optional=allow_none).check(name, value)
 
 
 def check_bool(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+    return d.Boolean().check(name, value)
 
 
-def check_weights(name: str, value, *, allow_scalar: bool = False):
-    """``None``, a sequence of non-negative reals, or (if allowed) one non-negative real."""
-    if value is None:
-        return None
-    if allow_scalar and _is_real_number(value):
-        return check_nonnegative(name, value)
-    if hasattr(value, "tolist"):  # a NumPy array or tensor of weights given at construction
-        value = value.tolist()
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        expected = "a number or a sequence of numbers" if allow_scalar else "a sequence of numbers"
-        raise TypeError(f"{name} must be {expected}, got {value!r}")
-    weights = tuple(check_real(f"{name}[{i}]", v) for i, v in enumerate(value))
-    for i, w in enumerate(weights):
-        if w < 0:
-            raise ValueError(f"{name}[{i}] must be >= 0, got {w}")
-    return weights
+def check_weights(name: str, value):
+    """``None`` or a sequence of non-negative reals, as a tuple."""
+    return d.PerClass().check(name, value)
 
 
 def check_length(name: str, values, expected: int, what: str = "classes") -> None:
@@ -160,72 +104,20 @@ def check_data_ranges(xp, *, y_pred=None, y_true=None, labels=None, num_classes=
             )
 
 
-def check_optional_int(name: str, value):
-    return check_int(name, value, allow_none=True)
-
-
-def check_optional_unit_interval(name: str, value):
-    return None if value is None else check_unit_interval(name, value)
-
-
-def check_class_weights(name: str, value):
-    return check_weights(name, value)
-
-
-def check_focal_alpha(name: str, value):
-    """``None``, one weight for every class, or one weight per class (a tuple)."""
-    return check_weights(name, value, allow_scalar=True)
-
-
-def check_gamma_at_most_one(name: str, value) -> float:
-    value = check_nonnegative(name, value)
-    if value > 1:
-        raise ValueError(
-            f"{name} must lie in [0, 1] for losses with a Tversky part (the exponent is 1 - {name}), got {value}"
-        )
-    return value
-
-
-def check_from_logits(name: str, value):
-    return check_choice(name, value, FROM_LOGITS)
-
-
-def check_sigmoid_from_logits(name: str, value):
-    """``from_logits`` of a binary loss, which always uses a sigmoid."""
-    check_choice(name, value, FROM_LOGITS)
-    if value == "softmax":
-        raise ValueError(f"{name}='softmax' is not valid for a binary loss; use True or 'sigmoid'")
-    return value
-
-
-def check_average(name: str, value):
-    return check_choice(name, value, AVERAGES)
-
-
-def check_all_reduce(name: str, value):
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be None or a callable summing an array over replicas, got {value!r}")
-    return value
-
-
-def _unchecked(name: str, value):
-    return value  # an array: array_namespace names a non-array
-
-
-#: The one check of each common option, shared by every loss, the registry and the adapters.
-OPTION_CHECKS = {
-    "class_axis": check_int,
-    "from_logits": check_from_logits,
-    "mask": _unchecked,
-    "ignore_index": check_optional_int,
-    "batch": check_bool,
-    "validate": check_bool,
-    "all_reduce": check_all_reduce,
-    "average": check_average,
-    "class_weights": check_class_weights,
-    "include_background": check_bool,
-    "background_index": check_int,
-    "soft_label": check_bool,
+#: The one domain of each common option, shared by every loss, the registry and the adapters.
+OPTION_DOMAINS = {
+    "class_axis": d.Integer(),
+    "from_logits": d.FromLogits(),
+    "mask": d.Anything(),
+    "ignore_index": d.Integer(optional=True),
+    "batch": d.Boolean(),
+    "validate": d.Boolean(),
+    "all_reduce": d.AllReduce(),
+    "average": d.Choice(AVERAGES),
+    "class_weights": d.PerClass(),
+    "include_background": d.Boolean(),
+    "background_index": d.Integer(),
+    "soft_label": d.Boolean(),
 }
 
 
@@ -254,67 +146,51 @@ def check_per_class_lengths(values: dict, *, two_channels: bool) -> None:
         raise ValueError(f"{other} has {m} entries but {first} has {n}; both have one entry per class")
 
 
-def _shape_checks(y_pred, values: dict, *, two_channels: bool) -> None:
-    """Checks that need ``y_pred``'s static shape: class axis, per-class lengths, background."""
-    shape = getattr(y_pred, "shape", None)
-    if shape is None or "class_axis" not in values:
-        return  # not an array: array_namespace reports it
-    from ._namespace import static_shape
-
-    shape = static_shape("y_pred", y_pred)
-    axis = check_class_axis(values["class_axis"], len(shape))
-    num_classes = shape[axis]
-    if num_classes is None:  # a tf.function input signature without the class size
-        raise ValueError(
-            f"y_pred has an unknown number of classes (axis {axis} of shape {format_shape(shape)}); "
-            "the class axis must have a known size when the loss is traced"
-        )
-    if two_channels and num_classes == 1:
-        num_classes = 2  # a single channel is expanded to [1 - p, p]
+def check_class_shapes(num_classes: int, values: dict) -> None:
+    """What needs the number of classes: per-class sequences (tuples, once checked) have one
+    entry per class and ``background_index`` lies in range. ``num_classes`` counts a single
+    channel as two where the loss expands it."""
     for key, value in values.items():
-        if isinstance(value, tuple):  # a normalised one-per-class sequence
+        if isinstance(value, tuple):
             check_length(key, value, num_classes)
-    if "background_index" in values:
+    if values.get("background_index") is not None:
         check_background_index(values["background_index"], num_classes)
 
 
-def validated(*, two_channels: bool = False, **checks):
-    """Decorate a public core loss so every argument is checked before any array work.
+def validated(*, two_channels: bool = False, **domains):
+    """Decorate a public core loss so that its hyperparameters and options are checked once.
 
-    ``checks`` maps each hyperparameter (and any option whose check differs from
-    :data:`OPTION_CHECKS`) to ``check(name, value) -> value``. Every keyword-only parameter
-    must have a check, here or in :data:`OPTION_CHECKS`. The wrapper checks the keywords
-    passed (defaults are valid by construction), then what needs ``y_pred``'s static shape:
-    ``class_axis``, the length of per-class sequences (``two_channels``: a single channel
-    counts as two classes), ``background_index``. Unknown keywords raise Python's own
-    ``TypeError`` naming the public function. The registry reads ``checks`` and
-    ``hyperparameters`` from the wrapper, so the adapters run the very same checks.
+    ``domains`` maps each hyperparameter (and any option whose domain differs from
+    :data:`OPTION_DOMAINS`) to a :class:`~lossfns.domains.Domain`. Every keyword-only
+    parameter must have one, here or in :data:`OPTION_DOMAINS`. The wrapper checks the
+    keywords passed (defaults are valid by construction) and calls the function, whose body
+    prepares the inputs (:func:`lossfns.inputs.prepare` checks what depends on the arrays:
+    shapes, dtypes, the number of classes) and calls the loss's kernels. Unknown keywords
+    raise Python's own ``TypeError`` naming the public function.
+
+    The wrapper carries ``domains``, ``hyperparameters``, ``two_channels`` (a single channel
+    counts as two classes) and ``unchecked``: the function itself, which the adapters call
+    with the options they checked once, when they were built.
     """
 
     def decorate(function):
         parameters = inspect.signature(function).parameters
         keyword_only = [n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY]
-        table = {n: checks.get(n, OPTION_CHECKS.get(n)) for n in keyword_only}
-        missing = [n for n, check in table.items() if check is None]
-        stray = set(checks) - set(keyword_only)
+        table = {n: domains.get(n, OPTION_DOMAINS.get(n)) for n in keyword_only}
+        missing = [n for n, domain in table.items() if domain is None]
+        stray = set(domains) - set(keyword_only)
         if missing or stray:
-            raise TypeError(f"{function.__name__}: no check for {missing}; checks for unknown {sorted(stray)}")
-        y_pred_position = list(parameters).index("y_pred")
-        defaults = {n: parameters[n].default for n in keyword_only}
+            raise TypeError(f"{function.__name__}: no domain for {missing}; domains for unknown {sorted(stray)}")
 
         @functools.wraps(function)
         def checked(*args, **kwargs):
-            values = {k: (table[k](k, value) if k in table else value) for k, value in kwargs.items()}
-            y_pred = args[y_pred_position] if len(args) > y_pred_position else kwargs.get("y_pred")
-            shape_values = {k: values.get(k, defaults[k]) for k in ("class_axis", "background_index")
-                            if k in defaults}
-            shape_values.update({k: value for k, value in values.items() if isinstance(value, tuple)})
-            _shape_checks(y_pred, shape_values, two_channels=two_channels)
+            values = {k: (table[k].check(k, value) if k in table else value) for k, value in kwargs.items()}
             return function(*args, **values)
 
-        checked.checks = table
+        checked.domains = table
         checked.two_channels = two_channels
-        checked.hyperparameters = tuple(n for n in keyword_only if n in checks and n not in OPTION_CHECKS)
+        checked.unchecked = function
+        checked.hyperparameters = tuple(n for n in keyword_only if n in domains and n not in OPTION_DOMAINS)
         return checked
 
     return decorate

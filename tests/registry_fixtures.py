@@ -5,9 +5,10 @@ from __future__ import annotations
 import lossfns
 from lossfns import registry
 from lossfns import validation as v
+from lossfns.domains import NONNEGATIVE
 
 
-@v.validated(scale=v.check_nonnegative)
+@v.validated(scale=NONNEGATIVE)
 def double_dice(y_true, y_pred, *, scale=2.0, class_axis=-1, from_logits=False, mask=None,
                 ignore_index=None, batch=False, validate=False, all_reduce=None):
     """Twice the Dice loss (a test loss)."""

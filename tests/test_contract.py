@@ -66,14 +66,14 @@ def test_signature_lists_every_option_with_the_spec_default(spec):
 
 
 @pytest.mark.parametrize("spec", registry.LOSSES, ids=lambda s: s.name)
-def test_every_registered_loss_has_an_explicit_signature_and_checks(spec):
+def test_every_registered_loss_has_an_explicit_signature_and_domains(spec):
     keywords = _keyword_defaults(spec.function)
     assert set(COMMON) - {"ignore_index"} <= set(keywords)
-    assert set(keywords) == set(spec.function.checks)
-    for name, check in spec.function.checks.items():
+    assert set(keywords) == set(spec.function.domains)
+    for name, domain in spec.function.domains.items():
         default = keywords[name]
         if name not in ("mask", "all_reduce"):
-            assert check(name, default) == default or default is None  # defaults pass their own checks
+            assert domain.check(name, default) == default or default is None  # defaults lie in their domains
 
 
 def _inputs():

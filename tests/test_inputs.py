@@ -7,6 +7,7 @@ import pytest
 from reference_region import random_inputs
 
 import lossfns
+from lossfns import prepared as pr
 from lossfns.inputs import prepare
 
 S2 = (4, 3)
@@ -14,7 +15,7 @@ S2 = (4, 3)
 
 def _probs(xp, y_true, logits, **options):
     """The probabilities ``prepare`` derives, as NumPy."""
-    return xp.to_numpy(prepare(xp.asarray(y_true), xp.asarray(logits), **options).probs)
+    return xp.to_numpy(pr.probabilities(prepare(xp.asarray(y_true), xp.asarray(logits), **options)))
 
 
 def _terms(xp, y_true, y_pred, mask=None, **options):
@@ -119,25 +120,29 @@ def test_dense_labels_of_any_real_or_bool_dtype(xp):
 
 
 @pytest.mark.parametrize("from_logits", [False, "softmax", "sigmoid"])
-def test_labelled_log_and_complement_is_the_gathered_full_terms(xp, from_logits):
-    """The sparse focal terms read ``log p`` and ``1 - p`` on the labelled class only; they
+def test_labelled_terms_are_the_gathered_full_terms(xp, from_logits):
+    """The sparse focal terms read ``-log p`` and ``1 - p`` on the labelled class only; they
     must equal the full-size terms gathered there (the clip included), element by element."""
     rng = np.random.default_rng(7)
     logits = rng.normal(scale=6.0, size=(2, 5, 3, 4))
     pred = logits if from_logits else _softmax(logits, 1)
     pred[0, :, 0, 0] = [1.0, 0.0, 0.0, 0.0, 0.0]  # probabilities at the clip limits
     labels = rng.integers(0, 5, size=(2, 1, 3, 4))
+
+    def labelled(inputs):
+        return (xp.to_numpy(t) for t in (pr.labelled_cross_entropy(inputs), pr.labelled_complement(inputs)))
+
     inputs = prepare(xp.asarray(labels), xp.asarray(pred), class_axis=1, from_logits=from_logits)
-    log_p, complement = (xp.to_numpy(t) for t in inputs.labelled_log_and_complement())
+    cross_entropy, complement = labelled(inputs)
     full = prepare(xp.asarray(labels), xp.asarray(pred), class_axis=1, from_logits=from_logits)
-    expected_log = np.take_along_axis(xp.to_numpy(full.log_probs), labels, axis=1)
-    expected_complement = np.take_along_axis(xp.to_numpy(full.complement), labels, axis=1)
-    np.testing.assert_allclose(log_p, expected_log, rtol=1e-6, atol=0)
+    expected_log = np.take_along_axis(xp.to_numpy(pr.log_probabilities(full)), labels, axis=1)
+    expected_complement = np.take_along_axis(xp.to_numpy(pr.complement(full)), labels, axis=1)
+    np.testing.assert_allclose(-cross_entropy, expected_log, rtol=1e-6, atol=0)
     np.testing.assert_allclose(complement, expected_complement, rtol=1e-6, atol=1e-12)
-    assert np.all(np.isfinite(log_p)) and np.all(complement >= 0)
+    assert np.all(np.isfinite(cross_entropy)) and np.all(complement >= 0)
     # Once the full-size log exists (another term needed it), it is gathered instead.
-    log_p, complement = (xp.to_numpy(t) for t in full.labelled_log_and_complement())
-    np.testing.assert_allclose(log_p, expected_log, rtol=1e-6, atol=0)
+    cross_entropy, complement = labelled(full)
+    np.testing.assert_allclose(-cross_entropy, expected_log, rtol=1e-6, atol=0)
     np.testing.assert_allclose(complement, expected_complement, rtol=1e-6, atol=1e-12)
 
 
