@@ -255,22 +255,24 @@ def plot(data, path: Path):
     plt.close(fig)
 
 
-#: Columns of the README's table: (header, contender).
-README_COLUMNS = (("compiled", "lossfns_compile"), ("JAX jit", "lossfns_jax"), ("TF function", "lossfns_tf"),
-                  ("MONAI", "monai"), ("smp", "smp"), ("naive", "naive"))
+#: Columns of the summary table on the docs' performance page: (header, contender).
+TABLE_COLUMNS = (("compiled", "lossfns_compile"), ("JAX jit", "lossfns_jax"), ("TF function", "lossfns_tf"),
+                 ("MONAI", "monai"), ("smp", "smp"), ("naive", "naive"))
 
 
-def readme_summary(data) -> str:
-    """The README's performance tables, generated from one run (``--readme`` prints them):
-    every float32 case and loss with its ratios, then each target with how often it is met."""
+def performance_tables(data) -> str:
+    """The performance tables of the docs (``docs/guides/performance.md``), generated from one
+    run: every float32 case and loss with its ratios, then each target with how often it is
+    met. The docs build draws them from ``results.json``; ``--report-only --readme`` prints
+    them (the flag is named after the README, where they were shown first)."""
     t = Table(data)
     rows = []
     for case, loss in t.rows():
         if case.endswith("_bf16") or loss == FLOOR:
             continue
         rows.append([case, loss, _ms(t.median.get((case, loss, BASE))), _x(t.floor_ratio(case, loss))]
-                    + [_x(t.ratio(case, loss, contender)) for _, contender in README_COLUMNS])
-    header = ["case", "loss", "lossfns ms", "lossfns / floor"] + [f"{name} / lossfns" for name, _ in README_COLUMNS]
+                    + [_x(t.ratio(case, loss, contender)) for _, contender in TABLE_COLUMNS])
+    header = ["case", "loss", "lossfns ms", "lossfns / floor"] + [f"{name} / lossfns" for name, _ in TABLE_COLUMNS]
     by_target = {}
     for found in targets(data):
         by_target.setdefault(found["target"], []).append(found)
@@ -281,6 +283,11 @@ def readme_summary(data) -> str:
                         _where(best), _where(worst)])
     return "\n\n".join([_table(header, rows),
                          _table(["target", "met", "best", "worst"], summary)]) + "\n"
+
+
+# The names the command line (``--readme``) and older callers use.
+readme_summary = performance_tables
+README_COLUMNS = TABLE_COLUMNS
 
 
 def _where(found):

@@ -169,19 +169,6 @@ def test_tensorflow_contenders_are_skipped_on_cuda():
     assert device_problem("torch", "cpu") is None
 
 
-def test_readme_performance_tables_are_generated_from_the_committed_run():
-    """The README's performance tables are ``python -m benchmarks --report-only --readme``
-    of the committed ``benchmarks/results/results.json``: a new run means new tables."""
-    root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    begin, end = "<!-- benchmark tables: begin -->\n", "<!-- benchmark tables: end -->"
-    assert begin in readme and end in readme, "the README lost its benchmark-table markers"
-    in_readme = readme.split(begin, 1)[1].split(end, 1)[0].strip("\n")
-    data = json.loads((root / "benchmarks" / "results" / "results.json").read_text())
-    assert in_readme == report.readme_summary(data).strip("\n"), \
-        "README tables are stale: paste `python -m benchmarks --report-only --readme`"
-
-
 def test_readme_summary_counts_every_target():
     data = {"settings": {"clock": "cpu"}, "records": [
         _record("2d", "lossfns_torch", "dice", 2.0), _record("2d", "monai", "dice", 4.0),

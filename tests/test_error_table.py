@@ -1,4 +1,4 @@
-"""The README's error table is the code's: every row's message comes from running it."""
+"""The docs' error table is the code's: every row's message comes from running it."""
 
 from __future__ import annotations
 

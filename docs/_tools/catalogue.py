@@ -222,20 +222,6 @@ PEERS = {
     ],
 }
 
-#: What the checks accept, by the check function's name.
-CHECK_RANGES = {
-    "check_nonnegative": "≥ 0",
-    "check_unit_interval": "[0, 1]",
-    "check_gamma_at_most_one": "[0, 1]",
-    "check_optional_unit_interval": "`None` or [0, 1]",
-    "_optional_unit_interval": "`None` or [0, 1]",
-    "check_focal_alpha": "`None`, one number ≥ 0, or one per class",
-    "_focal_alpha": "`None`, one number ≥ 0, or one per class",
-    "check_real": "a finite real number",
-    "check_bool": "`True` or `False`",
-    "check_int": "an int",
-}
-
 #: Hyperparameter values drawn in a loss's figure, tried in this order of names: the first
 #: hyperparameter of a loss found here is varied, the others keep their defaults. Each
 #: name has candidate grids; the first grid whose values the loss accepts is used.
@@ -254,5 +240,215 @@ FIGURE_GRIDS = {
     "weighting": (["square", "simple", "uniform"],),
     "iterations": ([1, 3, 5],),
     "classes": (["present", "all"],),
-    "epsilon": ([1e-5, 1e-2, 1.0],),
+    # The figure's image has 16 foreground and 48 background elements: ε shows only once it
+    # is comparable to those counts (MCC: to their products), far above its default.
+    "epsilon": ([1e-5, 1.0, 10.0, 100.0, 1000.0],),
 }
+
+#: loss -> (hyperparameter, values): a figure that draws other values than FIGURE_GRIDS gives.
+#: MCC's ε competes with products of counts (up to 16·48·16·48 here), not with the counts.
+FIGURE_OVERRIDES = {
+    "mcc_loss": ("epsilon", [1e-5, 100.0, 300.0, 1000.0, 3000.0]),
+}
+
+#: Added to a figure's caption when it varies this hyperparameter.
+FIGURE_NOTES = {
+    "epsilon": "The image has 16 foreground and 48 background elements, so ε moves the curves "
+               "only once it is comparable to those counts (for MCC, to their products); at the "
+               "default 1e-5 it changes nothing visible.",
+    "classes": "With `\"all\"` the absent third class adds its own term (its largest predicted "
+               "probability), so the two curves part; with every class present they coincide.",
+}
+
+#: loss -> the value column of the loss index: the formula in one line of plain text.
+FORMULAS = {
+    "tversky_loss": "`1 − TI`, `TI = (TP+ε)/(TP+α·FP+β·FN+ε)`",
+    "focal_tversky_loss": "`(1 − TI)^γ`",
+    "f1_loss": "`1 − TI(0.5, 0.5)`",
+    "iou_loss": "`1 − TI(1, 1)`",
+    "binary_crossentropy": "`mean_c −[y log p + (1−y) log(1−p)]`",
+    "categorical_crossentropy": "`−Σ_c y_c log p_c`",
+    "binary_focal_loss": "`mean_c −[α y (1−p)^γ log p + (1−α)(1−y) p^γ log(1−p)]`",
+    "categorical_focal_loss": "`−Σ_c α_c (1−p_c)^γ y_c log p_c`",
+    "combo_loss": "`α·wCE − (1−α)·DSC` (negative by definition)",
+    "hybrid_focal_loss": "`λ·focal + (1−λ)·focal Tversky`",
+    "symmetric_focal_loss": "`Σ_c w_c (1−p_c)^γ (−y_c log p_c)`, `w_bg = 1−δ`, `w_rare = δ`",
+    "asymmetric_focal_loss": "focal factor on the background only",
+    "symmetric_focal_tversky_loss": "`mean_c (1 − mTI_c)^(1−γ)`",
+    "asymmetric_focal_tversky_loss": "`[(1 − mTI_bg) + Σ_rare (1 − mTI_c)^(1−γ)] / C`",
+    "symmetric_unified_focal_loss": "`λ·sym. focal + (1−λ)·sym. focal Tversky`",
+    "asymmetric_unified_focal_loss": "`λ·asym. focal + (1−λ)·asym. focal Tversky`",
+    "generalized_dice_loss": "`1 − (2Σ_c w_c TP_c + ε)/(Σ_c w_c (2TP_c+FP_c+FN_c) + ε)`, "
+                             "`w_c = 1/A_c²`, `1/A_c` or 1, `A_c = Σ m·y_c`",
+    "mcc_loss": "`1 − (TP·TN − FP·FN)/(√((TP+FP)(TP+FN)(TN+FP)(TN+FN)) + ε)`, averaged like the "
+                "region losses",
+    "dice_ce_loss": "`w_CE·CE + w_Dice·(1 − DSC)` (nnU-Net, MONAI)",
+    "dice_focal_loss": "`w_FL·FL + w_Dice·(1 − DSC)`",
+    "lovasz_softmax_loss": "per class `Σ_k e_π(k)·(J_k − J_(k−1))`, `e = |y_c − p_c|` sorted "
+                           "decreasingly, `g = y_c` in that order, "
+                           "`J_k = 1 − (G − Σ_(j≤k) g_j)/(G + Σ_(j≤k) (1 − g_j))`; mean over the "
+                           "classes with `G > 0` (`\"present\"`) or all kept classes",
+    "lovasz_hinge_loss": "the same with `e = max(1 − z·(2y − 1), 0)`, per channel, channels "
+                         "averaged (logits only)",
+    "boundary_loss": "`(1/|K|)·Σ_(c∈K) Σ_i m_i·φ_ic·p_ic / Σ_i m_i`",
+    "cldice_loss": "`1 − 2·T_prec·T_sens/(T_prec + T_sens)`, `T_prec = (Σ S(p)·y + ε)/(Σ S(p) + ε)`, "
+                   "`T_sens = (Σ S(y)·p + ε)/(Σ S(y) + ε)`",
+    "dice_cldice_loss": "`(1 − α)·(1 − (2Σ y·p + ε)/(Σ y + Σ p + ε)) + α·clDice`",
+}
+
+#: loss -> one line: the situation the loss is made for. The "Choosing a loss" guide
+#: (docs/guides/choosing.md) says the same by task.
+WHEN_TO_USE = {
+    "tversky_loss": "Small or under-segmented foreground: raise β above α to make false negatives "
+                    "cost more than false positives.",
+    "focal_tversky_loss": "Small lesions that a plain Tversky loss already finds but segments "
+                          "poorly: γ < 1 keeps the gradient up where the overlap is already good.",
+    "f1_loss": "A general-purpose overlap loss when the metric you report is Dice: insensitive "
+               "to how much background there is.",
+    "iou_loss": "When the metric you report is IoU (Jaccard); weighs poor overlaps more than Dice.",
+    "binary_crossentropy": "Multi-label outputs (one sigmoid per channel) and per-pixel "
+                           "calibrated probabilities; pair it with a region loss for small "
+                           "foregrounds.",
+    "categorical_crossentropy": "Mutually exclusive classes with a softmax, when probabilities "
+                                "should be calibrated; the usual partner of Dice.",
+    "binary_focal_loss": "Sigmoid outputs where easy background pixels swamp the loss: γ "
+                         "down-weights what is already right.",
+    "categorical_focal_loss": "Softmax outputs with many easy pixels and few hard ones; per-class "
+                              "`alpha` adds class weighting.",
+    "combo_loss": "Class imbalance at both levels, input (few foreground pixels) and output "
+                  "(false positives vs false negatives), in one loss.",
+    "hybrid_focal_loss": "Imbalanced segmentation where you want both a focal pixel term and a "
+                         "focal Tversky overlap term.",
+    "symmetric_focal_loss": "The distribution half of the Unified Focal loss on its own, with "
+                            "δ balancing background against the rare classes.",
+    "asymmetric_focal_loss": "Rare foreground classes: the focal suppression acts on the "
+                             "background only, so rare-class errors keep their full weight.",
+    "symmetric_focal_tversky_loss": "The overlap half of the Unified Focal loss on its own, with "
+                                    "the same focal exponent on every class.",
+    "asymmetric_focal_tversky_loss": "Rare foreground classes: the focal enhancement acts on the "
+                                     "rare classes only, the background stays linear.",
+    "symmetric_unified_focal_loss": "Class imbalance without a clear background class: every "
+                                    "class gets the same focal treatment.",
+    "asymmetric_unified_focal_loss": "Strong imbalance with one dominant background (lesions, "
+                                     "tumours): the variant Yeung et al. propose for that case.",
+    "dice_ce_loss": "The robust default for most segmentation tasks (nnU-Net's loss): Dice for "
+                    "overlap, cross-entropy for stable, calibrated gradients.",
+    "dice_focal_loss": "Like Dice + cross-entropy when many easy pixels dominate the "
+                       "cross-entropy term.",
+    "generalized_dice_loss": "Several classes of very different sizes: each class is weighted "
+                             "by the inverse (square) of its label volume.",
+    "mcc_loss": "Binary segmentation with heavy imbalance where true negatives should count too "
+                "(skin lesions, small defects).",
+    "lovasz_softmax_loss": "When the metric is mean IoU: a convex surrogate of the Jaccard index, "
+                           "often used next to or after cross-entropy.",
+    "lovasz_hinge_loss": "Binary segmentation scored by IoU, on logits.",
+    "boundary_loss": "Boundaries and highly unbalanced foregrounds: add it, with a growing "
+                     "weight, to a region loss.",
+    "cldice_loss": "Thin, tubular or network-like structures (vessels, neurons, roads) whose "
+                   "connectivity matters more than their volume.",
+    "dice_cldice_loss": "Tubular structures: clDice for topology, Dice for volume, in one loss.",
+}
+
+_ARXIV = "https://arxiv.org/abs/"
+
+#: loss -> references: (citation, link). Shown under each loss with its "When to use" line.
+REFERENCES = {
+    "tversky_loss": [
+        ("Salehi, Erdogmus & Gholipour, \"Tversky loss function for image segmentation using 3D "
+         "fully convolutional deep networks\", MLMI 2017", _ARXIV + "1706.05721"),
+    ],
+    "focal_tversky_loss": [
+        ("Abraham & Khan, \"A novel focal Tversky loss function with improved attention U-Net "
+         "for lesion segmentation\", ISBI 2019", _ARXIV + "1810.07842"),
+        ("Salehi et al., \"Tversky loss function for image segmentation ...\", MLMI 2017",
+         _ARXIV + "1706.05721"),
+    ],
+    "f1_loss": [
+        ("Milletari, Navab & Ahmadi, \"V-Net: fully convolutional neural networks for volumetric "
+         "medical image segmentation\", 3DV 2016", _ARXIV + "1606.04797"),
+        ("Sudre et al., \"Generalised Dice overlap as a deep learning loss function for highly "
+         "unbalanced segmentations\", DLMIA 2017", _ARXIV + "1707.03237"),
+    ],
+    "iou_loss": [
+        ("Rahman & Wang, \"Optimizing intersection-over-union in deep neural networks for image "
+         "segmentation\", ISVC 2016", "https://doi.org/10.1007/978-3-319-50835-1_22"),
+        ("Berman, Rannen Triki & Blaschko, \"The Lovász-Softmax loss\", CVPR 2018 (a convex "
+         "surrogate of the same index)", _ARXIV + "1705.08790"),
+    ],
+    "binary_crossentropy": [
+        ("Keras 3 `BinaryCrossentropy`, the reference for values and label smoothing",
+         "https://keras.io/api/losses/probabilistic_losses/#binarycrossentropy-class"),
+        ("Szegedy et al., \"Rethinking the Inception architecture for computer vision\" (label "
+         "smoothing), CVPR 2016", _ARXIV + "1512.00567"),
+    ],
+    "categorical_crossentropy": [
+        ("Keras 3 `CategoricalCrossentropy`, the reference for values and label smoothing",
+         "https://keras.io/api/losses/probabilistic_losses/#categoricalcrossentropy-class"),
+        ("Szegedy et al., \"Rethinking the Inception architecture for computer vision\" (label "
+         "smoothing), CVPR 2016", _ARXIV + "1512.00567"),
+    ],
+    "binary_focal_loss": [
+        ("Lin, Goyal, Girshick, He & Dollár, \"Focal loss for dense object detection\", ICCV 2017",
+         _ARXIV + "1708.02002"),
+    ],
+    "categorical_focal_loss": [
+        ("Lin, Goyal, Girshick, He & Dollár, \"Focal loss for dense object detection\", ICCV 2017",
+         _ARXIV + "1708.02002"),
+    ],
+    "combo_loss": [
+        ("Taghanaki et al., \"Combo loss: handling input and output imbalance in multi-organ "
+         "segmentation\", Computerized Medical Imaging and Graphics, 2019", _ARXIV + "1805.02798"),
+    ],
+    "hybrid_focal_loss": [
+        ("Yeung et al., \"Focus U-Net: a novel dual attention-gated CNN for polyp segmentation "
+         "during colonoscopy\", Computers in Biology and Medicine, 2021", _ARXIV + "2105.07467"),
+    ],
+    "dice_ce_loss": [
+        ("Isensee et al., \"nnU-Net: a self-configuring method for deep learning-based biomedical "
+         "image segmentation\", Nature Methods, 2021", "https://doi.org/10.1038/s41592-020-01008-z"),
+    ],
+    "dice_focal_loss": [
+        ("Lin et al., \"Focal loss for dense object detection\", ICCV 2017", _ARXIV + "1708.02002"),
+        ("MONAI `DiceFocalLoss`", "https://docs.monai.io/en/stable/losses.html#dicefocalloss"),
+    ],
+    "generalized_dice_loss": [
+        ("Sudre et al., \"Generalised Dice overlap as a deep learning loss function for highly "
+         "unbalanced segmentations\", DLMIA 2017", _ARXIV + "1707.03237"),
+    ],
+    "mcc_loss": [
+        ("Abhishek & Hamarneh, \"Matthews correlation coefficient loss for deep convolutional "
+         "networks: application to skin lesion segmentation\", ISBI 2021", _ARXIV + "2010.13454"),
+    ],
+    "lovasz_softmax_loss": [
+        ("Berman, Rannen Triki & Blaschko, \"The Lovász-Softmax loss: a tractable surrogate for "
+         "the optimization of the intersection-over-union measure in neural networks\", CVPR 2018",
+         _ARXIV + "1705.08790"),
+    ],
+    "lovasz_hinge_loss": [
+        ("Berman, Rannen Triki & Blaschko, \"The Lovász-Softmax loss ...\", CVPR 2018",
+         _ARXIV + "1705.08790"),
+    ],
+    "boundary_loss": [
+        ("Kervadec et al., \"Boundary loss for highly unbalanced segmentation\", MIDL 2019",
+         _ARXIV + "1812.07032"),
+        ("the same authors' extended version, Medical Image Analysis 2021",
+         "https://doi.org/10.1016/j.media.2020.101851"),
+    ],
+    "cldice_loss": [
+        ("Shit et al., \"clDice - a novel topology-preserving loss function for tubular structure "
+         "segmentation\", CVPR 2021", _ARXIV + "2003.07311"),
+    ],
+    "dice_cldice_loss": [
+        ("Shit et al., \"clDice - a novel topology-preserving loss function ...\", CVPR 2021",
+         _ARXIV + "2003.07311"),
+    ],
+}
+
+_UNIFIED_FOCAL = ("Yeung, Sala, Schönlieb & Rundo, \"Unified Focal loss: generalising Dice and cross "
+                  "entropy-based losses to handle class imbalanced medical image segmentation\", "
+                  "Computerized Medical Imaging and Graphics, 2022", _ARXIV + "2102.04525")
+for _name in ("symmetric_focal_loss", "asymmetric_focal_loss", "symmetric_focal_tversky_loss",
+              "asymmetric_focal_tversky_loss", "symmetric_unified_focal_loss",
+              "asymmetric_unified_focal_loss"):
+    REFERENCES[_name] = [_UNIFIED_FOCAL]
+REFERENCES["hybrid_focal_loss"].append(_UNIFIED_FOCAL)

@@ -3,13 +3,17 @@
 Everything per loss comes from :data:`lossfns.registry.LOSSES` at build time: the list of
 losses and families, hyperparameters and defaults, the checks (what values are accepted),
 the adapter names, the docstring (title, formula, remarks, example, references). A loss
-added to the registry appears on its family's page with no change here.
+added to the registry appears on its family's page with no change here. What the registry
+cannot know is data in :mod:`catalogue` (peers, "when to use", linked references, the
+one-line formulas of the index) and ``notes/<family>.md`` (how a family is computed), all
+optional.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
 
 import lossfns
 from lossfns import registry
@@ -18,6 +22,7 @@ import catalogue
 import figures
 import text
 
+NOTES = Path(__file__).resolve().parent / "notes"
 _SECTION = re.compile(r"^(Args|Arguments|Returns|Raises|References|Reference|Example|Examples|Note|Notes):\s*$")
 
 
@@ -59,12 +64,9 @@ def docstring_sections(function) -> tuple[str, dict[str, str]]:
 
 
 def _check_range(hyperparameter) -> str:
-    check = hyperparameter.check
-    name = getattr(check, "__name__", "")
-    if name in catalogue.CHECK_RANGES:
-        return catalogue.CHECK_RANGES[name]
-    summary = (inspect.getdoc(check) or "").split("\n")[0]
-    return summary or "see the API reference"
+    """What a hyperparameter accepts, as its domain describes it (lossfns.domains)."""
+    described = hyperparameter.domain.describe().replace(">=", "≥")
+    return described[3:] if described.startswith("in ") else described
 
 
 def _code(value) -> str:
@@ -89,6 +91,15 @@ def _example(sections: dict[str, str]) -> str:
     return f"**Example** (a doctest, run in CI):\n\n```pycon\n{body}\n```\n"
 
 
+def _references(spec, sections: dict[str, str]) -> str:
+    linked = catalogue.REFERENCES.get(spec.name)
+    if linked:
+        items = "\n".join(f"* [{citation}]({url})" for citation, url in linked)
+        return f"**References:**\n\n{items}\n"
+    refs = sections.get("References") or sections.get("Reference")
+    return "**References:** " + " ".join(refs.split()) + "\n" if refs else ""
+
+
 def loss_section(spec) -> str:
     """The section of one loss on its family page."""
     known = known_losses()
@@ -98,6 +109,9 @@ def loss_section(spec) -> str:
     if spec.aliases:
         parts.append("Alias: " + ", ".join(f"`{a}`" for a in spec.aliases) + ".\n")
     parts.append(text.to_markdown(description, known) + "\n")
+    when = catalogue.WHEN_TO_USE.get(spec.name)
+    if when:
+        parts.append(f"**When to use:** {when} See also [choosing a loss][choosing].\n")
 
     if spec.hyperparameters:
         rows = [f"| `{h.name}` | {_code(h.default)} | {_check_range(h)} |" for h in spec.hyperparameters]
@@ -124,10 +138,9 @@ def loss_section(spec) -> str:
     parts.append(f"![{spec.name}: loss and derivative against p](../figures/{spec.name}.png)\n\n"
                  f"*{figures.caption(spec)}*\n")
     parts.append(_example(sections))
-    if "References" in sections or "Reference" in sections:
-        refs = sections.get("References") or sections.get("Reference")
-        parts.append("**References:** " + " ".join(refs.split()) + "\n")
-    parts.append(f"API: [`lossfns.{spec.name}`][{api_id}].\n")
+    parts.append(_references(spec, sections))
+    source = spec.function.__module__.replace(".", "/") + ".py"
+    parts.append(f"API and source code: [`lossfns.{spec.name}`][{api_id}] (defined in `{source}`).\n")
     return "\n".join(part for part in parts if part)
 
 
@@ -138,6 +151,9 @@ def family_page(family: str) -> str:
     if intro:
         header += text.spec_links(intro, known_losses()) + "\n\n"
     header += "On this page: " + ", ".join(f"[`{s.name}`](#{s.name})" for s in specs) + ".\n\n"
+    notes = NOTES / f"{family}.md"
+    if notes.exists():
+        header += notes.read_text().rstrip("\n") + "\n\n"
     return header + "\n".join(loss_section(spec) for spec in specs)
 
 
@@ -147,16 +163,32 @@ def index_page() -> str:
         hyper = ", ".join(f"`{h.name}={h.default!r}`" for h in spec.hyperparameters) or "—"
         page = f"{family_slug(spec.family)}.md#{spec.name}"
         names = ", ".join(f"`{n}`" for n in registry.class_names(spec))
-        rows.append(f"| [`{spec.name}`]({page}) | {family_title(spec.family)} | {hyper} | {names} |")
+        value = catalogue.FORMULAS.get(spec.name, "see its section")
+        rows.append(f"| [`{spec.name}`]({page}) | {family_title(spec.family)} | {hyper} | {value} | {names} |")
+    aliases = "; ".join(f"`{a}` = `{spec.name}`" for spec in registry.LOSSES for a in spec.aliases)
     return (
         "# Losses {#losses}\n\n"
         "Every loss of the registry (`lossfns.registry.LOSSES`), generated when the site is "
         "built. Each has a core function (`lossfns.<name>`), a Keras class and a PyTorch module "
         "(the class names), and a JAX function of the same name. Each page section shows the "
         "formula, the hyperparameters with their defaults and accepted values, the equivalent "
-        "calls in other libraries, and a figure of the loss and its derivative.\n\n"
-        "| loss | family | hyperparameters (defaults) | Keras / PyTorch class |\n"
-        "| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+        "calls in other libraries, a figure of the loss and its derivative, when to use it and "
+        "its references; [choosing a loss][choosing] compares them by task.\n\n"
+        "In the values below, `TP`, `FP`, `FN`, `TN` are the soft [confusion terms][confusion-terms] "
+        "of one class and `p` the predicted probability. Distribution terms are averaged over "
+        "the elements of a sample with the mask as weights. With probabilities, `p` is clipped "
+        "to `[1e-7, 1 − 1e-7]` inside logs and focal factors only; with logits every log comes "
+        "from a log-softmax / log-sigmoid and nothing is clipped."
+        + (f" Aliases: {aliases}." if aliases else "") + "\n\n"
+        "| loss | family | hyperparameters (defaults) | value | Keras / PyTorch class |\n"
+        "| --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n"
+        "!!! warning \"γ means opposite things in the two focal Tversky losses\"\n"
+        "    `focal_tversky_loss` (tensorflow-mri, Abraham & Khan) computes `(1 − TI)^γ`; the "
+        "Unified Focal functions (`symmetric_/asymmetric_focal_tversky_loss`, "
+        "`*_unified_focal_loss`) compute `(1 − mTI)^(1−γ)`. Both default to γ = 0.75, which is a "
+        "mild exponent in one and a strong one in the other. Also: in `focal_tversky_loss` α "
+        "weighs false positives; in the Unified Focal family δ weighs false negatives "
+        "(`mTI = (TP+ε)/(TP + δ·FN + (1−δ)·FP + ε)`).\n"
     )
 
 

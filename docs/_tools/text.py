@@ -111,7 +111,7 @@ def formulas(text: str) -> list[str]:
 
 
 def to_markdown(text: str, known_losses=()) -> str:
-    """A docstring (or README) text in the site's Markdown."""
+    """A docstring's text in the site's Markdown."""
     text = math_blocks(text)
     # An Args entry naming several parameters may wrap before its colon; griffe wants one line.
     text = re.sub(r"^(\s+\w+(?:, \w+)*,)\n\s+(?=\w+(?:, \w+)*:)", r"\1 ", text, flags=re.MULTILINE)
