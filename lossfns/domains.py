@@ -76,7 +76,7 @@ class Interval(Domain):
     def invalid_examples(self) -> tuple:
         below = () if self.low is None else (self.low - (1e-9 if self.low == 0 and self.high is None else 0.1),)
         above = () if self.high is None else (self.high + 0.1,)
-        return below + above
+        return above + below if self.why else below + above  # the bound that is explained first
 
     def describe(self) -> str:
         if self.high is None:

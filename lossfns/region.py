@@ -15,17 +15,23 @@ from .inputs import Prepared, prepare
 
 def tversky_index(xp, tp, predicted, actual, *, alpha: float, beta: float, epsilon: float):
     r"""``TI = (TP + ε) / (TP + α·FP + β·FN + ε)`` from the sums ``TP``, ``P = TP + FP`` and
-    ``A = TP + FN``: the denominator is ``(1 - α - β)·TP + α·P + β·A + ε``.
+    ``A = TP + FN``.
 
-    With ``ε > 0`` the denominator is at least ``ε`` for inputs in [0, 1]; with ``ε = 0`` a
-    zero denominator (an empty class that is not predicted) gives ``TI = 1``.
+    FP and FN are differences taken first, so a class predicted exactly (``P == TP``,
+    ``A == TP``) gets ``TI = 1`` exactly: a fractional power of ``1 - TI`` would otherwise
+    amplify one ulp of rounding a million times. Dice (``α = β = 1/2``: ``(P + A)/2``) and
+    IoU (``α = β = 1``: ``P + A - TP``) have shorter forms that are just as exact. With
+    ``ε > 0`` the denominator is at least ``ε`` for inputs in [0, 1]; with ``ε = 0`` a zero
+    denominator (an empty class that is not predicted) gives ``TI = 1``.
     """
-    if alpha == beta:
-        denominator = alpha * (predicted + actual)
+    if alpha == beta == 0.5:
+        denominator = (predicted + actual) * 0.5
+    elif alpha == beta == 1.0:
+        denominator = predicted + actual - tp
+    elif alpha == beta:
+        denominator = tp + alpha * (predicted + actual - 2.0 * tp)
     else:
-        denominator = alpha * predicted + beta * actual
-    if not alpha + beta == 1.0:
-        denominator = denominator + (1.0 - alpha - beta) * tp
+        denominator = tp + alpha * (predicted - tp) + beta * (actual - tp)
     if epsilon > 0:
         return (tp + epsilon) / (denominator + epsilon)
     return nx.safe_divide(xp, tp, denominator, default=1.0)

@@ -63,26 +63,12 @@ def _core():
         ("`include_background=False` with one class",
          lambda: dice(ONE_HOT[..., :1], PROBS[..., :1], include_background=False)),
         ("`background_index` out of range", lambda: dice(LABELS, PROBS, background_index=2)),
-        ("negative Tversky `alpha` / `beta`, `tversky_alpha` / `tversky_beta`",
-         lambda: lossfns.tversky_loss(LABELS, PROBS, alpha=-0.1)),
-        ("negative `gamma`, `focal_gamma`, `tversky_gamma`",
-         lambda: lossfns.hybrid_focal_loss(LABELS, PROBS, focal_gamma=-1.0)),
-        ("`gamma > 1` in a loss with a Unified Focal Tversky part",
-         lambda: lossfns.symmetric_unified_focal_loss(LABELS, PROBS, gamma=1.5)),
-        ("`delta`, `weight`, Combo `alpha` / `beta` or binary-focal `alpha` outside [0, 1]",
-         lambda: lossfns.asymmetric_focal_loss(LABELS, PROBS, delta=1.5)),
-        ("negative or infinite `epsilon`", lambda: dice(LABELS, PROBS, epsilon=-1e-9)),
         ("per-class `alpha` (categorical focal) / `focal_alpha` of the wrong length",
          lambda: lossfns.hybrid_focal_loss(LABELS, PROBS, focal_alpha=[1, 1, 1])),
         ("a negative entry of a per-class `alpha` / `focal_alpha`",
          lambda: lossfns.categorical_focal_loss(LABELS, PROBS, alpha=[1.0, -2.0])),
         ("a hyperparameter that is not a real number", lambda: bfl(ONE_HOT, PROBS, alpha="0.5")),
         ("`all_reduce` without `batch=True`", lambda: dice(LABELS, PROBS, all_reduce=lambda x: x)),
-        ("`label_smoothing` outside [0, 1]", lambda: ce(LABELS, PROBS, label_smoothing=1.5)),
-        ("a negative `ce_weight`, `focal_weight` or `dice_weight`",
-         lambda: lossfns.dice_ce_loss(LABELS, PROBS, ce_weight=-1.0)),
-        ("unknown `weighting` (Generalized Dice)", lambda: lossfns.generalized_dice_loss(LABELS, PROBS,
-                                                                                          weighting="cubic")),
         ("`dice_focal_loss`: a per-class `alpha` with a sigmoid activation (the focal part is binary)",
          lambda: lossfns.dice_focal_loss(LABELS, PROBS, alpha=[1, 1], from_logits="sigmoid")),
         ("deep supervision: a level whose spatial size does not divide the target's",
@@ -95,6 +81,32 @@ def _core():
          lambda: ce(LABELS, np.full_like(PROBS, 1.5), validate=True)),
         ("`validate=True`: a dense label outside [0, 1]", lambda: ce(ONE_HOT * 2.0, PROBS, validate=True)),
     ]
+
+
+def _hyperparameters():
+    """One condition per hyperparameter domain of the registry (``lossfns.domains``): the
+    hyperparameters that share it, what it accepts, and its first invalid value tried."""
+    from lossfns.registry import LOSSES
+
+    groups, domains_of = {}, {}
+    for spec in LOSSES:
+        for h in spec.hyperparameters:
+            groups.setdefault(h.domain, []).append((spec, h.name))
+            domains_of.setdefault(h.name, set()).add(h.domain)
+    conditions = []
+    for domain, members in groups.items():
+        if not domain.invalid_examples():
+            continue
+        named = []
+        for name in dict.fromkeys(name for _, name in members):
+            losses = sorted(s.name for s, n in members if n == name)
+            shared = len(domains_of[name]) == 1
+            named.append(f"`{name}`" + ("" if shared else f" ({', '.join(f'`{n}`' for n in losses)})"))
+        spec, name = next((s, n) for s, n in members if s.target_kind == "labels" and not s.logits_only)
+        value = domain.invalid_examples()[0]
+        conditions.append((f"{', '.join(named)} not {domain.describe()}",
+                           lambda spec=spec, name=name, value=value: spec.function(LABELS, PROBS, **{name: value})))
+    return conditions
 
 
 def _mixed(loss):
@@ -138,7 +150,7 @@ def _keras():
 def rows():
     """``(condition, exception name, message)`` for every condition, by running it."""
     table = []
-    for condition, call in _core() + _adapters():
+    for condition, call in _core() + _hyperparameters() + _adapters():
         try:
             call()
         except (ValueError, TypeError) as error:

@@ -6,8 +6,10 @@ expected and what was received. Value checks that need the data (labels in range
 probabilities in [0, 1]) run only with ``validate=True``, in eager mode; inside
 ``jax.jit``, ``torch.compile(fullgraph=True)`` and ``tf.function`` they do nothing.
 
-The hyperparameter ranges below are written from SPEC §4-§6 and §8, not read from the
-registry, so a validator that is too lax or too strict fails here.
+Each hyperparameter's domain is declared once, in the registry (``lossfns.domains``); its
+invalid values come from there. The SPEC's ranges are written out here once more, by hand
+(:data:`SPEC_RANGES`), and compared with the registry's domains, so a domain that is too
+lax or too strict fails here.
 """
 
 from __future__ import annotations
@@ -59,34 +61,60 @@ def raises(exc, *arguments):
 # --- Hyperparameters out of range (SPEC §6, §8) ----------------------------------------------
 
 
-def bad_values(spec, name):
-    """Values SPEC forbids for one hyperparameter (each must raise a ValueError naming it)."""
-    if name == "epsilon":
-        return [-1e-9]
-    if name == "classes":  # SPEC §16, §20
-        return ["some"]
-    if name == "iterations":  # SPEC §18, §20: a non-negative int
-        return [-1]
-    if spec.name == "dice_cldice_loss" and name == "alpha":  # SPEC §18, §20
-        return [-0.1, 1.1]
-    unit = name in ("delta", "weight") or (spec.name == "combo_loss" and name in ("alpha", "beta"))
-    if unit or (spec.name == "binary_focal_loss" and name == "alpha"):
-        return [-0.1, 1.1]
-    if name == "label_smoothing":  # SPEC §15, §20
-        return [-0.1, 1.1]
-    if name in ("ce_weight", "dice_weight", "focal_weight"):  # SPEC §12, §20
-        return [-0.5]
+#: SPEC §4-§6, §8, §12-§18 and §20: what each hyperparameter accepts, written from the
+#: contract (``(low, high)`` for a real interval, a tuple of names for a choice).
+UNIT, NONNEGATIVE = (0.0, 1.0), (0.0, None)
+
+
+def spec_range(spec, name):
+    if name in ("delta", "weight", "label_smoothing") or (spec.name == "combo_loss" and name in ("alpha", "beta")):
+        return UNIT
+    if spec.name in ("binary_focal_loss", "dice_cldice_loss") and name == "alpha":
+        return "optional unit" if spec.name == "binary_focal_loss" else UNIT
     if name == "focal_alpha" or (spec.name in ("categorical_focal_loss", "dice_focal_loss") and name == "alpha"):
-        return [-0.5, [1.0, -1.0]]
+        return "per class or one number"
     if name == "gamma" and spec.name in TVERSKY_PART_GAMMA:
-        return [-0.5, 1.5]
-    if name in ("gamma", "focal_gamma", "tversky_gamma"):
-        return [-0.5]
-    if name in ("alpha", "beta", "tversky_alpha", "tversky_beta"):
-        return [-0.1]
-    if name == "weighting":  # SPEC §13, §20
-        return ["squared"]
+        return UNIT
+    if name in ("gamma", "focal_gamma", "tversky_gamma", "alpha", "beta", "tversky_alpha",
+                "tversky_beta", "epsilon", "ce_weight", "dice_weight", "focal_weight"):
+        return NONNEGATIVE
+    if name == "classes":
+        return ("present", "all")
+    if name == "weighting":
+        return ("square", "simple", "uniform")
+    if name == "iterations":
+        return "int >= 0"
     raise AssertionError(f"no SPEC range known for {spec.name}({name}=...): add it here")
+
+
+def _domain_range(domain):
+    """The registry domain in :func:`spec_range`'s terms."""
+    from lossfns import domains as d
+
+    if isinstance(domain, d.Interval):
+        return (domain.low, domain.high)
+    if isinstance(domain, d.OrNone) and domain.inner == d.UNIT_INTERVAL:
+        return "optional unit"
+    if isinstance(domain, d.PerClass) and domain.allow_scalar:
+        return "per class or one number"
+    if isinstance(domain, d.Choice):
+        return tuple(domain.choices)
+    if isinstance(domain, d.Integer) and domain.low == 0:
+        return "int >= 0"
+    return repr(domain)
+
+
+@pytest.mark.parametrize("spec", LOSSES, ids=_ids(LOSSES))
+def test_registry_domains_follow_the_spec(spec):
+    for h in spec.hyperparameters:
+        assert _domain_range(h.domain) == spec_range(spec, h.name), f"{spec.name}({h.name}=...)"
+
+
+def bad_values(spec, name):
+    """Values outside the registry domain of one hyperparameter (each a ValueError naming it)."""
+    values = next(h for h in spec.hyperparameters if h.name == name).domain.invalid_examples()
+    assert values, f"{spec.name}({name}=...) has no invalid example"
+    return list(values)
 
 
 HYPERPARAMETER_CASES = [

@@ -30,6 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lossfns import domains as d
 from lossfns.registry import LOSSES as REGISTERED
 
 #: The property strategies know the SPEC ranges of these families; boundary and clDice are
@@ -63,38 +64,37 @@ BINARY = {"binary_crossentropy", "binary_focal_loss"}
 PER_CLASS = ("alpha", "focal_alpha", "class_weights")
 
 
-def hyperparameter_values(spec, name: str, num_channels: int):
-    """Valid values of one hyperparameter per SPEC §4-§6 and §8 (not per the registry)."""
-    unit = st.floats(0.0, 1.0)
-    if name == "epsilon":
-        # Zero, or at least 1e-12: an ε that is subnormal in the compute dtype (float32
-        # below 1.2e-38) overflows 1/ε in the gradient; the README documents that edge.
-        return st.sampled_from([0.0, 1e-7, 1e-5, 1e-2]) | st.floats(1e-12, 0.1)
-    if name in ("delta", "weight") or (spec.name == "combo_loss" and name in ("alpha", "beta")):
-        return unit
-    if name == "classes":  # Lovász-Softmax
-        return st.sampled_from(["present", "all"])
-    if name == "weighting":  # Generalized Dice
-        return st.sampled_from(["square", "simple", "uniform"])
-    if name == "label_smoothing":  # SPEC §15
-        return unit
-    if name in ("ce_weight", "dice_weight", "focal_weight"):  # SPEC §12: >= 0
-        return st.floats(0.0, 3.0)
-    if spec.name == "binary_focal_loss" and name == "alpha":
-        return st.none() | unit
-    if spec.name == "dice_focal_loss" and name == "alpha":  # valid with a sigmoid too (binary α)
-        return st.none() | unit
-    if name == "focal_alpha" or (spec.name == "categorical_focal_loss" and name == "alpha"):
-        # None, one weight for every class, or one per class
+def domain_values(domain, num_channels: int):
+    """Valid values of a domain (``lossfns.domains``), its ends and plain numbers included.
+
+    Unbounded reals are drawn up to their lower end + 3. A positive real is at least 1e-12:
+    an ε that is subnormal in float32 (below 1.2e-38) overflows 1/ε in the gradient, an
+    edge the docs state.
+    """
+    if isinstance(domain, d.OrNone):
+        return st.none() | domain_values(domain.inner, num_channels)
+    if isinstance(domain, d.Interval):
+        low = domain.low
+        high = low + 3.0 if domain.high is None else domain.high
+        middle = (low + high) / 2
+        return st.sampled_from([low, middle, high]) | st.floats(low + (1e-12 if low == 0 else 0.0), high)
+    if isinstance(domain, d.PerClass):
         per_class = st.lists(st.floats(0.0, 2.0), min_size=num_channels, max_size=num_channels)
-        return st.none() | st.floats(0.0, 2.0) | per_class
-    if name == "gamma" and spec.name in TVERSKY_PART_GAMMA:
-        return unit
-    if name in ("gamma", "focal_gamma", "tversky_gamma"):
-        return st.sampled_from([0.0, 0.5, 1.0, 2.0]) | st.floats(0.0, 3.0)
-    if name in ("alpha", "beta", "tversky_alpha", "tversky_beta"):
-        return st.floats(0.0, 2.0)
-    raise AssertionError(f"no SPEC range known for {spec.name}({name}=...): add it here")
+        return st.none() | per_class | (st.floats(0.0, 2.0) if domain.allow_scalar else st.nothing())
+    if isinstance(domain, d.Choice):
+        return st.sampled_from(domain.choices)
+    if isinstance(domain, d.Integer):
+        return st.integers(domain.low or 0, (domain.low or 0) + 4)
+    raise AssertionError(f"no strategy for the domain {domain!r}: add one here")
+
+
+def hyperparameter_values(spec, name: str, num_channels: int):
+    """Valid values of one hyperparameter, from its registry domain."""
+    if spec.name == "dice_focal_loss" and name == "alpha":
+        # With a sigmoid activation the focal part is binary: None or one number in [0, 1].
+        return st.none() | st.floats(0.0, 1.0)
+    domain = next(h.domain for h in spec.hyperparameters if h.name == name)
+    return domain_values(domain, num_channels)
 
 
 @dataclass
@@ -407,8 +407,8 @@ def test_numpy_torch_and_jax_agree_in_float64(case):
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=atol, err_msg=name)
 
 
-def test_every_hyperparameter_has_a_spec_range():
-    """A new hyperparameter in the registry needs its SPEC range in this module."""
+def test_every_hyperparameter_has_a_strategy():
+    """A new kind of domain in the registry needs a strategy in this module."""
     for spec in LOSSES:
         for h in spec.hyperparameters:
             hyperparameter_values(spec, h.name, 3)
