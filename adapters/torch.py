@@ -72,8 +72,12 @@ def _functional_all_reduce_is_differentiable() -> bool:
     would silently cut the gradient. The dispatcher says which case this is.
     """
     try:
+        # The module registers the operator's autograd kernel when it is imported: asked
+        # before that, the dispatcher says no in a fresh process (and the answer is cached).
+        import torch.distributed._functional_collectives  # noqa: F401
+
         return bool(torch._C._dispatch_has_kernel_for_dispatch_key("_c10d_functional::all_reduce", "Autograd"))
-    except (AttributeError, RuntimeError):  # no such query or no such operator: an old torch
+    except (AttributeError, RuntimeError, ImportError):  # no such query or operator: an old torch
         return False
 
 

@@ -221,24 +221,43 @@ def test_a_new_registry_entry_becomes_a_module(monkeypatch):
     assert "scale=3.0" in repr(namespace["DoubleDice"](scale=3.0))
 
 
-def _distributed_worker(rank, world_size, init_file, out_dir):
+def _distributed_losses(rank, out_dir):
     import torch.distributed as dist
 
+    target, input = channels_first(*make_inputs("sparse"))
+    shard = slice(rank, rank + 1)  # the batch of 2 split over 2 ranks
+    local = input[shard].clone().requires_grad_(True)
+    for class_name in ("F1Loss", "AsymmetricUnifiedFocalLoss"):
+        module = getattr(adapter, class_name)(batch=True, process_group=dist.group.WORLD)
+        local.grad = None
+        loss = module(local, target[shard])
+        loss.backward()
+        path = os.path.join(out_dir, f"{class_name}_{rank}.pt")
+        torch.save({"loss": loss.detach(), "grad": local.grad}, path)
+
+
+def _distributed_worker(rank, world_size, init_file, out_dir):
+    import weakref
+
+    # torch.distributed.nn.functional is imported before the group exists: it binds
+    # `group=group.WORLD` as default arguments, and imported later (by the autograd
+    # all-reduce, or via torch._dynamo by the functional one) it would keep the group alive
+    # after destroy_process_group(). Its gloo threads would then outlive the interpreter,
+    # and one of them freeing a work launched in backward (whose thread-local state holds
+    # autograd's contextvars) has to take the GIL during finalization: the thread is
+    # unwound and std::terminate aborts the rank.
+    import torch.distributed as dist
+    import torch.distributed.nn.functional  # noqa: F401
+
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    world = weakref.ref(dist.group.WORLD)
     try:
-        target, input = channels_first(*make_inputs("sparse"))
-        shard = slice(rank, rank + 1)  # the batch of 2 split over 2 ranks
-        local = input[shard].clone().requires_grad_(True)
-        for class_name in ("F1Loss", "AsymmetricUnifiedFocalLoss"):
-            module = getattr(adapter, class_name)(batch=True, process_group=dist.group.WORLD)
-            local.grad = None
-            loss = module(local, target[shard])
-            loss.backward()
-            path = os.path.join(out_dir, f"{class_name}_{rank}.pt")
-            torch.save({"loss": loss.detach(), "grad": local.grad}, path)
+        _distributed_losses(rank, out_dir)  # its modules, and their references to the group, are gone
         dist.barrier()  # no rank tears the group down while the other still uses it
     finally:
         dist.destroy_process_group()
+    # The last reference gone, the group has joined its threads while Python still runs.
+    assert world() is None, "the process group outlives destroy_process_group(); its threads would outlive Python"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="gloo file init on Linux/macOS")
@@ -261,6 +280,24 @@ def test_process_group_gives_the_global_batch_loss(tmp_path):
             np.testing.assert_allclose(
                 result["grad"].numpy(), world_size * whole.grad[rank:rank + 1].numpy(), rtol=RTOL, atol=ATOL
             )
+
+
+def test_the_functional_all_reduce_is_found_differentiable_in_a_fresh_process():
+    """The dispatcher knows the functional all-reduce's autograd kernel only once its module
+    is imported; asked first in a fresh process, the adapter fell back to the deprecated
+    legacy all-reduce (a FutureWarning, and rejected under torch.compile)."""
+    code = (
+        "import torch\n"
+        "from lossfns.adapters import torch as adapter\n"
+        "print(adapter._functional_all_reduce_is_differentiable())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    import torch.distributed._functional_collectives  # noqa: F401 - registers the kernel here
+
+    registered = torch._C._dispatch_has_kernel_for_dispatch_key("_c10d_functional::all_reduce", "Autograd")
+    assert registered, "this torch has no autograd kernel for the functional all-reduce"
+    assert result.stdout.strip() == "True"
 
 
 def test_importing_the_adapter_imports_only_torch():
