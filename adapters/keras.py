@@ -201,6 +201,8 @@ class RegistryLoss(keras.losses.Loss):
                 sample_weight, mask = _split_sample_weight(sample_weight)
             all_reduce = self._replica_sum()
             losses = self.per_sample(y_true, y_pred, mask, all_reduce)
+            if sample_weight is not None and len(losses.shape) == 2 and len(sample_weight.shape) == 1:
+                sample_weight = ops.reshape(sample_weight, (-1, 1))  # per-class values: one weight per row
             reduction = _KerasReduction(name="reduction", reduction=self.reduction, dtype=self.dtype)
             loss = reduction(losses, losses, sample_weight=sample_weight)
             # Keras scales by 1/num_replicas only the values it reduces; a scalar (the global

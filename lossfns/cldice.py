@@ -12,7 +12,7 @@ from __future__ import annotations
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
-from .domains import NONNEGATIVE, UNIT_INTERVAL, Integer
+from .domains import SMOOTHING, UNIT_INTERVAL, Integer
 from .inputs import Prepared, label_value_or_none, prepare
 from .region import kept_classes
 
@@ -134,7 +134,7 @@ class _Sums:
 
     def ratio(self, numerator, denominator, epsilon):
         """``(n + ε)/(d + ε)``, 1 (a perfect score) for 0/0."""
-        return nx.safe_divide(self.xp, numerator + epsilon, denominator + epsilon, default=1.0)
+        return nx.smoothed_ratio(self.xp, numerator, denominator, epsilon)
 
     def cldice(self, epsilon):
         precision = self.ratio(self.skeleton_p_y, self.skeleton_p, epsilon)
@@ -156,7 +156,7 @@ def _sums(y_true, y_pred, *, iterations, include_background, background_index, c
                  background_index=background_index, ignore_index=ignore_index, with_dice=with_dice)
 
 
-@v.validated(iterations=ITERATIONS, epsilon=NONNEGATIVE)
+@v.validated(iterations=ITERATIONS, epsilon=SMOOTHING)
 def cldice_loss(y_true, y_pred, *, iterations=3, epsilon=1.0, include_background=False,
                 background_index=0, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
                 batch=False, validate=False, all_reduce=None):
@@ -208,7 +208,7 @@ def cldice_loss(y_true, y_pred, *, iterations=3, epsilon=1.0, include_background
     return sums.cldice(epsilon)
 
 
-@v.validated(alpha=UNIT_INTERVAL, iterations=ITERATIONS, epsilon=NONNEGATIVE)
+@v.validated(alpha=UNIT_INTERVAL, iterations=ITERATIONS, epsilon=SMOOTHING)
 def dice_cldice_loss(y_true, y_pred, *, alpha=0.5, iterations=3, epsilon=1.0,
                      include_background=False, background_index=0, class_axis=-1,
                      from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from . import validation as v
 from .distribution import class_constants, categorical_focal_weights, weighted_focal_crossentropy
-from .domains import NONNEGATIVE, UNIT_INTERVAL, PerClass
+from .domains import NONNEGATIVE, SMOOTHING, UNIT_INTERVAL, PerClass
 from .inputs import prepare
 from .region import focal_tversky_kernel
 
 
-@v.validated(two_channels=True, alpha=UNIT_INTERVAL, beta=UNIT_INTERVAL, epsilon=NONNEGATIVE)
+@v.validated(two_channels=True, alpha=UNIT_INTERVAL, beta=UNIT_INTERVAL, epsilon=SMOOTHING)
 def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_index=0,
                soft_label=False, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
                batch=False, validate=False, all_reduce=None):
@@ -61,7 +61,7 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
 
 @v.validated(two_channels=True, weight=UNIT_INTERVAL, focal_alpha=PerClass(allow_scalar=True),
              focal_gamma=NONNEGATIVE, tversky_alpha=NONNEGATIVE, tversky_beta=NONNEGATIVE,
-             tversky_gamma=NONNEGATIVE, epsilon=NONNEGATIVE)
+             tversky_gamma=NONNEGATIVE, epsilon=SMOOTHING)
 def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gamma=2.0,
                       tversky_alpha=0.3, tversky_beta=0.7, tversky_gamma=0.75, epsilon=1e-5,
                       soft_label=False, class_axis=-1, from_logits=False, mask=None,

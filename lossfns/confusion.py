@@ -21,11 +21,21 @@ class Confusion(NamedTuple):
 
 
 class ConfusionSums(NamedTuple):
-    """``Σ m·y·p``, ``Σ m·p`` and ``Σ m·y``: one pass over the data gives all of them."""
+    """``Σ m·y·p``, ``Σ m·p`` and ``Σ m·y``: one pass over the data gives all of them.
+
+    ``predicted_squared`` and ``actual_squared`` (``Σ m·p²``, ``Σ m·y²``) are there when a
+    loss asked for them (``squared_pred``), else ``None``.
+    """
 
     tp: object
     predicted: object
     actual: object
+    predicted_squared: object = None
+    actual_squared: object = None
+
+    def denominator_sums(self, squared: bool) -> tuple:
+        """``(P, A)`` of a ratio's denominator: the plain or the squared sums."""
+        return (self.predicted_squared, self.actual_squared) if squared else (self.predicted, self.actual)
 
     @property
     def fp(self):
@@ -36,12 +46,32 @@ class ConfusionSums(NamedTuple):
         return self.actual - self.tp
 
 
-def confusion_sums(inputs: Prepared) -> ConfusionSums:
+def confusion_sums(inputs: Prepared, *, squared: bool = False) -> ConfusionSums:
     """Per-class sums over ``inputs.reduce_axes``; the class axis is kept, so ``[B, C]``.
 
     Sparse labels are never expanded to a float one-hot: the boolean ``labels == c``
     selects the probabilities inside the sum (torch: a gather and per-class counts).
+    ``squared`` adds ``Σ m·p²`` and ``Σ m·y²`` (MONAI's ``squared_pred``).
     """
+    sums = _plain_sums(inputs)
+    if not squared:
+        return sums
+    xp, axes, m = inputs.xp, inputs.reduce_axes, inputs.weights
+    p = pr.probabilities(inputs)
+    p_squared = nx.blocked_sum(xp, p * p if m is None else p * p * m, axes)
+    if inputs.target is None:  # hard labels: y² = y
+        y_squared = sums.actual
+    else:
+        y = inputs.target
+        y_squared = nx.blocked_sum(xp, y * y if m is None else y * y * m, axes)
+        if inputs.all_reduce is not None:
+            y_squared = inputs.all_reduce(y_squared)
+    if inputs.all_reduce is not None:
+        p_squared = inputs.all_reduce(p_squared)
+    return sums._replace(predicted_squared=p_squared, actual_squared=y_squared)
+
+
+def _plain_sums(inputs: Prepared) -> ConfusionSums:
     xp = inputs.xp
     fused = _fused.confusion_sums(
         xp, inputs.reference, activation=inputs.activation, target=inputs.target,

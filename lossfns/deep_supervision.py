@@ -1,16 +1,20 @@
 """Deep supervision (docs: Concepts › Deep supervision): one loss over several output resolutions, weighted and summed.
 
 Level ``i`` is scored against the target (and mask) downsampled by keeping, along each
-spatial axis, the element at ``f·j + ⌊f/2⌋``: the centre of each block of ``f`` elements,
-which is torch's ``nearest-exact`` interpolation as used by MONAI and nnU-Net. Only basic
-slicing is used, so it works on every array library and traces under every compiler.
+spatial axis, the element at ``⌊(2j + 1)·n_in / (2·n_out)⌋``: torch's ``nearest-exact``
+interpolation as used by MONAI and nnU-Net, in exact integer arithmetic (the centre
+``f·j + ⌊f/2⌋`` of each block for an integer factor ``f``). Integer factors are basic
+slices, other ratios a ``take`` of static indices: it works on every array library and
+traces under every compiler.
 """
 
 from __future__ import annotations
 
 import inspect
 
+from . import numerics as nx
 from . import validation as v
+from ._namespace import array_namespace
 
 LEVEL_WEIGHTINGS = ("exp", "same")
 
@@ -51,8 +55,16 @@ def _element_shape(shape, class_axis: int) -> tuple:
     return tuple(shape[:class_axis]) + tuple(shape[class_axis + 1:])
 
 
-def level_factors(full_shape, level_shape, class_axis: int, *, level: int) -> tuple[int, ...]:
-    """Integer downsampling factor per element axis (batch first, factor 1) of one level."""
+def source_indices(size_in: int, size_out: int) -> list:
+    """The element each of ``size_out`` positions keeps from ``size_in``: ``⌊(2j + 1)·n_in /
+    (2·n_out)⌋``, torch's ``nearest-exact``, in exact integer arithmetic (``f·j + ⌊f/2⌋``,
+    the centre of each block, for an integer factor ``f``)."""
+    return [((2 * j + 1) * size_in) // (2 * size_out) for j in range(size_out)]
+
+
+def level_indices(full_shape, level_shape, class_axis: int, *, level: int) -> tuple:
+    """Per element axis (batch first): ``None`` where the level keeps every element, else
+    the source index of each of its elements."""
     full = _element_shape(full_shape, class_axis)
     small = _element_shape(level_shape, class_axis)
     if len(full) != len(small) or full[0] != small[0]:
@@ -60,37 +72,44 @@ def level_factors(full_shape, level_shape, class_axis: int, *, level: int) -> tu
             f"y_preds[{level}] has shape {v.format_shape(level_shape)}, which does not match the "
             f"target's batch and rank (full-resolution prediction shape {v.format_shape(full_shape)})"
         )
-    factors = [1]
+    indices = [None]
     for big, size in zip(full[1:], small[1:]):
-        if size is None or big is None or size == 0 or big % size:
+        if size is None or big is None or size == 0 or size > big:
             raise ValueError(
-                f"y_preds[{level}] has spatial shape {v.format_shape(small[1:])}, which does not "
-                f"divide the target's {v.format_shape(full[1:])} (each axis must shrink by an integer factor)"
+                f"y_preds[{level}] has spatial shape {v.format_shape(small[1:])}, which is larger than "
+                f"the target's {v.format_shape(full[1:])} or unknown (a level may only shrink each axis)"
             )
-        factors.append(big // size)
-    return tuple(factors)
+        indices.append(None if size == big else source_indices(big, size))
+    return tuple(indices)
 
 
-def downsample(x, factors, *, ndim: int, class_axis: int):
-    """``x`` (a target or mask) at one level: the centre element of each block.
+def downsample(x, indices, *, ndim: int, class_axis: int):
+    """``x`` (a target or mask) at one level: the elements ``indices`` names along each axis.
 
     ``x`` has ``ndim`` axes with the class axis (dense labels, a size-1 class axis) or is an
     element array without it, possibly with fewer leading axes (a broadcastable mask).
-    Axes of size 1 are broadcast and kept.
+    Axes of size 1 are broadcast and kept. An integer factor is a strided slice (a view);
+    any other ratio a ``take`` of the indices.
     """
     if x is None:
         return None
     if x.ndim == ndim:
         element_axes = [None if a == class_axis else (a if a < class_axis else a - 1) for a in range(ndim)]
     else:
-        offset = len(factors) - x.ndim
+        offset = len(indices) - x.ndim
         element_axes = [a + offset for a in range(x.ndim)]
-    index = []
     for axis, element_axis in enumerate(element_axes):
-        factor = 1 if element_axis is None else factors[element_axis]
-        keep_all = factor == 1 or x.shape[axis] == 1
-        index.append(slice(None) if keep_all else slice(factor // 2, None, factor))
-    return x[tuple(index)]
+        kept = None if element_axis is None else indices[element_axis]
+        if kept is None or x.shape[axis] == 1:
+            continue
+        step = kept[1] - kept[0] if len(kept) > 1 else 1
+        stop = kept[-1] + 1
+        if kept == list(range(kept[0], stop, step)):  # evenly spaced: a strided view
+            x = x[(slice(None),) * axis + (slice(kept[0], stop, step), Ellipsis)]
+        else:
+            xp = array_namespace(x=x)
+            x = xp.take(x, xp.asarray(kept, device=nx.device_of(xp, x)), axis=axis)
+    return x
 
 
 def full_shape_of(y_true, y_pred, class_axis: int) -> tuple:
@@ -112,9 +131,9 @@ def supervised_levels(y_true, y_preds, *, class_axis: int, mask=None):
     full = full_shape_of(y_true, y_preds[0], axis)
     levels = []
     for level, y_pred in enumerate(y_preds):
-        factors = level_factors(full, tuple(y_pred.shape), axis, level=level)
-        levels.append((downsample(y_true, factors, ndim=ndim, class_axis=axis),
-                       downsample(mask, factors, ndim=ndim, class_axis=axis)))
+        indices = level_indices(full, tuple(y_pred.shape), axis, level=level)
+        levels.append((downsample(y_true, indices, ndim=ndim, class_axis=axis),
+                       downsample(mask, indices, ndim=ndim, class_axis=axis)))
     return levels
 
 
@@ -123,13 +142,13 @@ def deep_supervision(loss, y_true, y_preds, *, weights=None, mask=None, **loss_o
 
     .. math::
         L = \sum_i w_i\,\mathrm{loss}(y^{(i)}, \hat y_i), \qquad
-        y^{(i)}_{j} = y_{f_i j + \lfloor f_i/2 \rfloor} \text{ per spatial axis}
+        y^{(i)}_{j} = y_{\lfloor (2j + 1)\,n / (2 n_i) \rfloor} \text{ per spatial axis}
 
     Args:
       loss: a core loss, ``loss(y_true, y_pred, **options)`` returning per-sample values.
       y_true: the full-resolution target, dense or sparse (as ``loss`` takes it).
       y_preds: a list or tuple of predictions, highest resolution first; each spatial size
-        must divide the target's (factor ``f_i`` per axis).
+        at most the target's (any ratio).
       weights: ``None`` (nnU-Net: ``2^-i``, the lowest resolution 0, normalised), ``"exp"``
         (MONAI: ``max(0.5^i, 1/16)``), ``"same"``, or one number per level.
       mask: element weights at full resolution, downsampled like the target.

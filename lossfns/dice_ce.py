@@ -9,8 +9,14 @@ smoothing (docs: Concepts › Label smoothing).
 from __future__ import annotations
 
 from . import validation as v
-from .distribution import binary_focal_crossentropy, categorical_focal_weights, weighted_focal_crossentropy
-from .domains import NONNEGATIVE, UNIT_INTERVAL, PerClass
+from .distribution import (
+    binary_focal_crossentropy,
+    categorical_focal_weights,
+    class_weighted_crossentropy,
+    weighted_focal_crossentropy,
+)
+from .domains import NONNEGATIVE, SMOOTHING, UNIT_INTERVAL, Boolean, PerClass
+from .generalized_dice import WEIGHTING, generalized_dice_kernel
 from .inputs import Prepared, prepare
 from .region import focal_tversky_kernel
 
@@ -56,11 +62,25 @@ def _focal_part(inputs: Prepared, *, sigmoid: bool, alpha, gamma: float, label_s
                                        label_smoothing=label_smoothing)
 
 
-@v.validated(ce_weight=_NONNEG, dice_weight=_NONNEG, epsilon=_NONNEG, label_smoothing=_UNIT)
+def _cross_entropy_part(inputs: Prepared, *, sigmoid: bool, class_weights, label_smoothing: float):
+    """Cross-entropy over every class, weighted by class as torch's ``CrossEntropyLoss(weight)``
+    (normalised by the weights of the labels), or binary with ``pos_weight`` for a sigmoid."""
+    if sigmoid:
+        return binary_focal_crossentropy(inputs, alpha=None, gamma=0.0, label_smoothing=label_smoothing,
+                                         positive_weights=class_weights)
+    if class_weights is None:
+        return weighted_focal_crossentropy(inputs, class_weights=(1.0,), gamma=0.0,
+                                           label_smoothing=label_smoothing)
+    return class_weighted_crossentropy(inputs, class_weights=class_weights, label_smoothing=label_smoothing)
+
+
+@v.validated(ce_weight=_NONNEG, dice_weight=_NONNEG, epsilon=SMOOTHING, label_smoothing=_UNIT,
+             ce_class_weights=PerClass(), squared_pred=Boolean())
 def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5, label_smoothing=0.0,
-                 average="macro", class_weights=None, include_background=True, background_index=0,
-                 soft_label=False, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-                 batch=False, validate=False, all_reduce=None):
+                 ce_class_weights=None, squared_pred=False, average="macro", class_weights=None,
+                 include_background=True, background_index=0, soft_label=False, class_axis=-1,
+                 from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
+                 all_reduce=None):
     r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
 
     .. math::
@@ -82,6 +102,12 @@ def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5
       epsilon: Dice smoothing, >= 0.
       label_smoothing: in [0, 1], applied to the cross-entropy part only (see
         :func:`~lossfns.categorical_crossentropy`).
+      ce_class_weights: one weight per class for the cross-entropy part, or ``None``. With
+        a softmax, ``Σ m·Σ_c w_c y_c (-log p_c) / Σ m·Σ_c w_c y_c`` (torch's
+        ``CrossEntropyLoss(weight=w)`` with ``batch=True``); with a sigmoid, torch's
+        ``pos_weight`` per channel.
+      squared_pred: the Dice denominator's sums are ``Σ m·p²`` and ``Σ m·y²`` (MONAI's
+        ``squared_pred``).
       average, class_weights, include_background, background_index, soft_label: the region
         options of :func:`~lossfns.f1_loss`, for the Dice part only.
       class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
@@ -104,19 +130,21 @@ def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
                      soft_label=soft_label,
-                     per_class={"class_weights": class_weights, "background_index": background_index})
+                     per_class={"class_weights": class_weights, "ce_class_weights": ce_class_weights,
+                                "background_index": background_index})
     sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
-    cross_entropy = _focal_part(inputs, sigmoid=sigmoid, alpha=None, gamma=0.0,
-                                label_smoothing=label_smoothing)
+    cross_entropy = _cross_entropy_part(inputs, sigmoid=sigmoid, class_weights=ce_class_weights,
+                                        label_smoothing=label_smoothing)
     dice = _dice(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
-                 include_background=include_background, background_index=background_index)
+                 include_background=include_background, background_index=background_index,
+                 squared_pred=squared_pred)
     return _weighted_sum(ce_weight, cross_entropy, dice_weight, dice)
 
 
 @v.validated(focal_weight=_NONNEG, dice_weight=_NONNEG, alpha=PerClass(allow_scalar=True), gamma=_NONNEG,
-             epsilon=_NONNEG, label_smoothing=_UNIT)
+             epsilon=SMOOTHING, label_smoothing=_UNIT, squared_pred=Boolean())
 def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=None, gamma=2.0,
-                    epsilon=1e-5, label_smoothing=0.0, average="macro", class_weights=None,
+                    epsilon=1e-5, label_smoothing=0.0, squared_pred=False, average="macro", class_weights=None,
                     include_background=True, background_index=0, soft_label=False, class_axis=-1,
                     from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
                     all_reduce=None):
@@ -142,6 +170,7 @@ def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=
       gamma: focusing exponent, >= 0.
       epsilon: Dice smoothing, >= 0.
       label_smoothing: in [0, 1], applied to the focal part only.
+      squared_pred: as in :func:`~lossfns.dice_ce_loss`.
       average, class_weights, include_background, background_index, soft_label: the region
         options of :func:`~lossfns.f1_loss`, for the Dice part only.
       class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
@@ -166,8 +195,65 @@ def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=
     sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
     focal = _focal_part(inputs, sigmoid=sigmoid, alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
     dice = _dice(inputs, epsilon=epsilon, average=average, class_weights=class_weights,
-                 include_background=include_background, background_index=background_index)
+                 include_background=include_background, background_index=background_index,
+                 squared_pred=squared_pred)
     return _weighted_sum(focal_weight, focal, dice_weight, dice)
 
 
-__all__ = ["dice_ce_loss", "dice_focal_loss"]
+@v.validated(gdl_weight=_NONNEG, focal_weight=_NONNEG, weighting=WEIGHTING, gamma=_NONNEG,
+             alpha=PerClass(allow_scalar=True), epsilon=SMOOTHING, label_smoothing=_UNIT)
+def generalized_dice_focal_loss(y_true, y_pred, *, gdl_weight=1.0, focal_weight=1.0, weighting="square",
+                                gamma=2.0, alpha=None, epsilon=1e-5, label_smoothing=0.0,
+                                include_background=True, background_index=0, soft_label=False,
+                                class_axis=-1, from_logits=False, mask=None, ignore_index=None,
+                                batch=False, validate=False, all_reduce=None):
+    r"""Generalized Dice plus focal loss (MONAI's ``GeneralizedDiceFocalLoss``).
+
+    .. math::
+        L = w_{GDL}\,L_{GDL} + w_{FL}\,\mathrm{FL}(\alpha, \gamma)
+
+    ``L_GDL`` is :func:`~lossfns.generalized_dice_loss` (``weighting``, ``epsilon``,
+    ``include_background`` and ``soft_label`` act on it alone); ``FL`` is
+    :func:`~lossfns.categorical_focal_loss` over every class, or
+    :func:`~lossfns.binary_focal_loss` with a sigmoid (one channel, or
+    ``from_logits="sigmoid"``), as in :func:`~lossfns.dice_focal_loss`. The inputs are
+    prepared once. MONAI's focal part is a sigmoid focal loss even with ``softmax=True``:
+    ``GeneralizedDiceFocalLoss(sigmoid=True)`` equals this with ``from_logits="sigmoid"``
+    (averaged over the batch); with ``softmax=True`` only its Generalized Dice part matches.
+
+    Args:
+      y_true, y_pred: as in :func:`~lossfns.dice_ce_loss`.
+      gdl_weight: weight of the Generalized Dice part, >= 0.
+      focal_weight: weight of the focal part, >= 0.
+      weighting: ``"square"``, ``"simple"`` or ``"uniform"`` (Generalized Dice).
+      gamma: focusing exponent, >= 0.
+      alpha: as in :func:`~lossfns.dice_focal_loss`.
+      epsilon: Generalized Dice smoothing, >= 0, or a ``(numerator, denominator)`` pair.
+      label_smoothing: in [0, 1], applied to the focal part only.
+      include_background, background_index, soft_label: for the Generalized Dice part.
+      class_axis, from_logits, mask, ignore_index, batch, validate, all_reduce: the common
+        options (see the concepts page of the documentation).
+
+    Returns:
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+
+    References:
+      Sudre et al., DLMIA 2017 (Generalized Dice); Lin et al., ICCV 2017 (focal loss).
+
+    Example:
+      >>> import numpy as np, lossfns
+      >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]])
+      >>> print(np.round(lossfns.generalized_dice_focal_loss(np.array([[0, 1, 1]]), probs), 4))
+      [0.4324]
+    """
+    inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
+                     ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
+                     soft_label=soft_label, per_class={"alpha": alpha, "background_index": background_index})
+    sigmoid = _uses_sigmoid(from_logits, inputs.num_classes)
+    focal = _focal_part(inputs, sigmoid=sigmoid, alpha=alpha, gamma=gamma, label_smoothing=label_smoothing)
+    dice = generalized_dice_kernel(inputs, weighting=weighting, epsilon=epsilon,
+                                   include_background=include_background, background_index=background_index)
+    return _weighted_sum(gdl_weight, dice, focal_weight, focal)
+
+
+__all__ = ["dice_ce_loss", "dice_focal_loss", "generalized_dice_focal_loss"]

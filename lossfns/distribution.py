@@ -115,6 +115,35 @@ def weighted_focal_crossentropy(inputs: Prepared, *, class_weights: Sequence[flo
     categorical cross-entropy, categorical focal loss, the weighted cross-entropy of Combo
     loss and both focal losses of the Unified Focal family.
     """
+    return pr.weighted_mean(inputs, focal_crossentropy_terms(
+        inputs, class_weights=class_weights, gamma=gamma, background_gamma=background_gamma,
+        background=background, label_smoothing=label_smoothing))
+
+
+def class_weighted_crossentropy(inputs: Prepared, *, class_weights: Sequence[float], label_smoothing: float = 0.0):
+    r"""``Σ_i m_i Σ_c w_c y'_ic (-\log p_ic) / Σ_i m_i Σ_c w_c y'_ic`` per sample (the batch
+    with ``batch=True``): torch's ``CrossEntropyLoss(weight=w)`` normalisation, 0 where the
+    weights sum to 0. An out-of-range label weighs nothing (no class)."""
+    xp = inputs.xp
+    terms = focal_crossentropy_terms(inputs, class_weights=class_weights, gamma=0.0,
+                                     label_smoothing=label_smoothing)
+    s = label_smoothing
+    if inputs.target is None:
+        weight = _per_label(inputs, class_weights)
+        _, in_range = pr.labelled_index(inputs)
+        weight = xp.astype(in_range, inputs.dtype) * weight if in_range is not None else weight
+        if s:
+            weight = (1.0 - s) * weight + s / inputs.num_classes * sum(class_weights)
+    else:
+        target = inputs.target if not s else (1.0 - s) * inputs.target + s / inputs.num_classes
+        weight = xp.sum(target * pr.class_vector(inputs, class_weights), axis=inputs.class_axis, keepdims=True)
+    return pr.weighted_ratio(inputs, terms, weight)
+
+
+def focal_crossentropy_terms(inputs: Prepared, *, class_weights: Sequence[float], gamma: float,
+                             background_gamma: float | None = None, background: int = 0,
+                             label_smoothing: float = 0.0):
+    """The per-element terms of :func:`weighted_focal_crossentropy` (size-1 class axis)."""
     background_gamma = gamma if background_gamma is None else background_gamma
     focal = dict(class_weights=class_weights, gamma=gamma, background_gamma=background_gamma,
                  background=background)
@@ -129,7 +158,7 @@ def weighted_focal_crossentropy(inputs: Prepared, *, class_weights: Sequence[flo
         if s:
             target = (1.0 - s) * target + s / inputs.num_classes
         terms = _dense_focal_terms(inputs, target, **focal)
-    return pr.weighted_mean(inputs, terms)
+    return terms
 
 
 def _binary_terms(inputs: Prepared, log_p, log_q, *, alpha, gamma: float, positive: bool):
@@ -149,19 +178,27 @@ def _binary_terms(inputs: Prepared, log_p, log_q, *, alpha, gamma: float, positi
 
 
 def binary_focal_crossentropy(inputs: Prepared, *, alpha, gamma: float,
-                              label_smoothing: float = 0.0):
+                              label_smoothing: float = 0.0, positive_weights=None):
     """Per-sample mean over elements and channels of the binary (focal) cross-entropy.
 
     The focal factors are ``exp(γ·log(1-p))`` and ``exp(γ·log p)``: finite for logits of any
     size and exactly 1 at γ = 0. Label smoothing replaces ``y`` by ``(1 - s) y + s/2`` in
     the weights of the two terms only; the focal factors and α stay as they are (docs: Concepts › Label smoothing).
+    ``positive_weights`` (one per channel) multiply the positive terms: torch's ``pos_weight``.
     """
     xp = inputs.xp
     log_p, log_q = pr.log_probabilities(inputs), pr.log_complement(inputs)
     focal = dict(alpha=alpha, gamma=gamma)
     negative = _binary_terms(inputs, log_p, log_q, positive=False, **focal)
+
+    def weighted(positive, per_label=False):
+        if positive_weights is None:
+            return positive
+        return positive * (_per_label(inputs, positive_weights) if per_label
+                           else pr.class_vector(inputs, positive_weights))
+
     if inputs.target is not None:  # y·pos + (1 - y)·neg = neg + y·(pos - neg)
-        positive = _binary_terms(inputs, log_p, log_q, positive=True, **focal)
+        positive = weighted(_binary_terms(inputs, log_p, log_q, positive=True, **focal))
         target = inputs.target
         if label_smoothing:
             target = (1.0 - label_smoothing) * target + label_smoothing / 2
@@ -174,11 +211,11 @@ def binary_focal_crossentropy(inputs: Prepared, *, alpha, gamma: float,
         at_label = _binary_terms(inputs, xp.take_along_axis(log_p, index, axis=inputs.class_axis),
                                  xp.take_along_axis(log_q, index, axis=inputs.class_axis),
                                  positive=True, **focal)
-        at_label = pr.zero_out_of_range(inputs, at_label, in_range)
+        at_label = pr.zero_out_of_range(inputs, weighted(at_label, per_label=True), in_range)
         other = xp.where(pr.class_mask(inputs), 0.0, negative)
         terms = xp.sum(other, axis=inputs.class_axis, keepdims=True) + at_label
         if label_smoothing:  # y'·pos + (1 - y')·neg = (1 - s)(y·pos + (1 - y)·neg) + s/2·(pos + neg)
-            positive = _binary_terms(inputs, log_p, log_q, positive=True, **focal)
+            positive = weighted(_binary_terms(inputs, log_p, log_q, positive=True, **focal))
             both = xp.sum(positive + negative, axis=inputs.class_axis, keepdims=True)
             terms = (1.0 - label_smoothing) * terms + label_smoothing / 2 * both
     return pr.weighted_mean(inputs, terms / float(inputs.num_classes))

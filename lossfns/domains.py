@@ -202,6 +202,38 @@ class PerClass(Domain):
 
 
 @dataclass(frozen=True)
+class Smoothing(Domain):
+    """ε of a ratio: one number ``>= 0`` for both of its terms, or a ``(numerator,
+    denominator)`` pair of two (returned as a tuple of floats, e.g. MONAI's ``smooth_nr``
+    and ``smooth_dr``). ``pair=False``: an ε that sits in one term only (MCC's
+    denominator), where a pair is refused."""
+
+    pair: bool = True
+
+    def check(self, name: str, value):
+        if _is_real_number(value):
+            return NONNEGATIVE.check(name, value)
+        if hasattr(value, "tolist"):
+            value = value.tolist()
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            expected = "a number or a (numerator, denominator) pair" if self.pair else "a number"
+            raise TypeError(f"{name} must be {expected}, got {value!r} of type {type(value).__name__}")
+        if not self.pair:
+            raise ValueError(f"{name} must be one number here (it is added to the denominator only), "
+                             f"not a (numerator, denominator) pair; got {tuple(value)!r}")
+        if len(value) != 2:
+            raise ValueError(f"{name} must be a number or a (numerator, denominator) pair, got "
+                             f"{list(value)!r} ({len(value)} entries)")
+        return tuple(NONNEGATIVE.check(f"{name}[{i}]", v) for i, v in enumerate(value))
+
+    def invalid_examples(self) -> tuple:
+        return (-1e-9,) + (([1e-5, -1.0], [1.0, 2.0, 3.0]) if self.pair else ([1e-5, 1e-5],))
+
+    def describe(self) -> str:
+        return ">= 0, or a (numerator, denominator) pair of two" if self.pair else ">= 0"
+
+
+@dataclass(frozen=True)
 class Anything(Domain):
     """Not checked here: an array, which ``array_namespace`` names if it is not one."""
 
@@ -273,8 +305,10 @@ NONNEGATIVE = Interval(low=0.0)
 UNIT_INTERVAL = Interval(low=0.0, high=1.0)
 UNIFIED_FOCAL_GAMMA = Interval(low=0.0, high=1.0,
                                why="for losses with a Tversky part (the exponent is 1 - {name})")
+#: ε of a ratio: a number or a (numerator, denominator) pair.
+SMOOTHING = Smoothing()
 
 __all__ = [
     "AllReduce", "Anything", "Boolean", "Choice", "Domain", "FromLogits", "Integer", "Interval",
-    "NONNEGATIVE", "OrNone", "PerClass", "UNIFIED_FOCAL_GAMMA", "UNIT_INTERVAL", "check_real",
+    "NONNEGATIVE", "OrNone", "PerClass", "SMOOTHING", "Smoothing", "UNIFIED_FOCAL_GAMMA", "UNIT_INTERVAL", "check_real",
 ]

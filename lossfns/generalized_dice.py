@@ -6,7 +6,7 @@ from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
 from .confusion import confusion_sums
-from .domains import NONNEGATIVE, Choice
+from .domains import SMOOTHING, Choice
 from .inputs import Prepared, prepare
 from .region import kept_classes
 
@@ -36,7 +36,7 @@ def class_weights_from_labels(xp, actual, weighting: str):
     return xp.where(present, weights, largest)
 
 
-@v.validated(weighting=WEIGHTING, epsilon=NONNEGATIVE)
+@v.validated(weighting=WEIGHTING, epsilon=SMOOTHING)
 def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
                           include_background=True, background_index=0, soft_label=False,
                           class_axis=-1, from_logits=False, mask=None, ignore_index=None,
@@ -94,9 +94,9 @@ def generalized_dice_kernel(inputs: Prepared, *, weighting, epsilon, include_bac
     kept = kept_classes(inputs.num_classes, include_background, background_index)
     tp, predicted, actual = pr.select_classes(inputs, kept, sums.tp, sums.predicted, sums.actual, axis=-1)
     weights = class_weights_from_labels(xp, actual, weighting)
-    numerator = 2.0 * xp.sum(weights * tp, axis=-1) + epsilon
-    denominator = xp.sum(weights * (predicted + actual), axis=-1) + epsilon  # 2TP + FP + FN = P + A
-    return 1.0 - nx.safe_divide(xp, numerator, denominator, default=1.0)
+    numerator = 2.0 * xp.sum(weights * tp, axis=-1)
+    denominator = xp.sum(weights * (predicted + actual), axis=-1)  # 2TP + FP + FN = P + A
+    return 1.0 - nx.smoothed_ratio(xp, numerator, denominator, epsilon)
 
 
 __all__ = ["generalized_dice_kernel", "generalized_dice_loss"]

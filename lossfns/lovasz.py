@@ -94,7 +94,7 @@ def _finish(per_set, batch: bool):
 
 
 @v.validated(classes=Choice(CLASSES), all_reduce=_NOT_DISTRIBUTED)
-def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background=True,
+def lovasz_softmax_loss(y_true, y_pred, *, classes="present", class_weights=None, include_background=True,
                         background_index=0, class_axis=-1, from_logits=False, mask=None,
                         ignore_index=None, batch=False, validate=False, all_reduce=None):
     r"""Lovász-Softmax loss (Berman et al. 2018): a convex surrogate of the Jaccard loss.
@@ -115,6 +115,9 @@ def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background
         ``[batch, d1, ..., dk]``.
       y_pred: probabilities ``[batch, d1, ..., dk, classes]`` (logits with ``from_logits``).
       classes: ``"present"`` or ``"all"``.
+      class_weights: one weight per input class (background included), or ``None``: the
+        mean over the selected classes becomes ``Σ w·L / Σ w`` (kornia's ``weight`` divides
+        by the number of classes instead: the two agree when the selected weights sum to it).
       include_background: keep class ``background_index`` in the average.
       background_index: the background class.
       class_axis, from_logits, mask, ignore_index, batch, validate: the common options (see
@@ -136,19 +139,29 @@ def lovasz_softmax_loss(y_true, y_pred, *, classes="present", include_background
     """
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate,
-                     per_class={"background_index": background_index})
+                     per_class={"class_weights": class_weights, "background_index": background_index})
     xp = inputs.xp
     kept = kept_classes(inputs.num_classes, include_background, background_index,
                         one_channel_is_foreground=True)
     errors, labels = _errors_and_labels(inputs, kept)
     errors, labels = (as_sets(xp, t, inputs.class_axis, batch) for t in (errors, labels))
     per_class, totals = lovasz_extension(xp, errors, labels)
-    if classes == "all":
-        return _finish(xp.mean(per_class, axis=-1), batch)
-    present = totals > 0.0
-    count = xp.sum(xp.astype(present, inputs.dtype), axis=-1)
-    summed = xp.sum(xp.where(present, per_class, 0.0), axis=-1)
-    return _finish(nx.safe_divide(xp, summed, count), batch)
+    return _finish(_class_mean(inputs, per_class, totals, classes=classes, class_weights=class_weights,
+                               kept=kept), batch)
+
+
+def _class_mean(inputs: Prepared, per_class, totals, *, classes, class_weights, kept):
+    """The (weighted) mean over the classes ``classes`` selects: every kept class, or those
+    present in the set; ``Σ w·L / Σ w`` with ``class_weights``, 0 where nothing is selected."""
+    xp = inputs.xp
+    if class_weights is None and classes == "all":
+        return xp.mean(per_class, axis=-1)
+    weights = xp.ones_like(per_class) if class_weights is None else xp.asarray(
+        [class_weights[c] for c in kept], dtype=inputs.dtype, device=inputs.device) + xp.zeros_like(per_class)
+    if classes == "present":
+        weights = xp.where(totals > 0.0, weights, 0.0)
+    summed = xp.sum(weights * per_class, axis=-1)
+    return nx.safe_divide(xp, summed, xp.sum(weights, axis=-1))
 
 
 @v.validated(from_logits=FromLogits(binary=True, logits_only="lovasz_hinge_loss"), all_reduce=_NOT_DISTRIBUTED)

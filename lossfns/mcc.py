@@ -6,9 +6,9 @@ from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
 from .confusion import bounded_counts, confusion_sums
-from .domains import NONNEGATIVE
+from .domains import Smoothing
 from .inputs import Prepared, prepare
-from .region import combine_classes
+from .region import AVERAGE_OR_NONE, combine_classes
 
 
 def matthews_correlation(xp, tp, fp, fn, tn, *, epsilon: float):
@@ -40,7 +40,7 @@ def mcc_kernel(inputs: Prepared, *, epsilon, average="macro", class_weights=None
                            background_index=background_index)
 
 
-@v.validated(epsilon=NONNEGATIVE)
+@v.validated(epsilon=Smoothing(pair=False), average=AVERAGE_OR_NONE)
 def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
              include_background=True, background_index=0, soft_label=False, class_axis=-1,
              from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
@@ -66,7 +66,8 @@ def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
         ``[batch, d1, ..., dk]``.
       y_pred: probabilities ``[batch, d1, ..., dk, classes]`` (logits with ``from_logits``).
       epsilon: added to the denominator, >= 0.
-      average: ``"macro"``, ``"micro"`` or ``"weighted"``.
+      average: ``"macro"``, ``"micro"``, ``"weighted"``, or ``"none"`` for the per-class
+        losses ``[batch, kept classes]``.
       class_weights: one weight per class, used only with ``average="weighted"``.
       include_background: keep class ``background_index`` in the average.
       background_index: the background class.

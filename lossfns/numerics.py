@@ -32,6 +32,23 @@ def full_like_scalar(xp, value, like):
     return xp.asarray(value, dtype=like.dtype, device=device_of(xp, like))
 
 
+def smoothing(epsilon) -> tuple:
+    """``(ε_numerator, ε_denominator)`` of a ratio's smoothing: a number is both."""
+    return tuple(epsilon) if isinstance(epsilon, tuple) else (epsilon, epsilon)
+
+
+def smoothed_ratio(xp, numerator, denominator, epsilon):
+    """``(n + ε_n) / (d + ε_d)``; 1, a perfect score, where ``d + ε_d`` is 0 (``ε_d = 0`` and
+    nothing on either side), also when ``ε_n > 0``. With ``ε_d > 0`` and ``d >= 0`` the
+    denominator is positive and the division is plain."""
+    eps_n, eps_d = smoothing(epsilon)
+    if eps_n:
+        numerator = numerator + eps_n
+    if eps_d > 0:
+        return numerator / (denominator + eps_d)
+    return safe_divide(xp, numerator, denominator, default=1.0)
+
+
 def safe_divide(xp, numerator, denominator, default: float = 0.0):
     """``numerator / denominator`` where the denominator is non-zero, else ``default``.
 

@@ -253,6 +253,21 @@ def weighted_mean(inputs: Prepared, per_element):
     return nx.safe_divide(xp, total, count)
 
 
+def weighted_ratio(inputs: Prepared, numerator, denominator):
+    """``Σ m·n / Σ m·d`` over the reduced axes (``all_reduce`` applied to both), 0 where
+    the denominator is 0; ``denominator`` may be a number."""
+    xp, axes = inputs.xp, _reduced_axes(inputs)
+    if isinstance(denominator, float):  # one weight everywhere: the mean, rescaled (0 stays 0)
+        mean = weighted_mean(inputs, numerator)
+        return mean / denominator if denominator else mean
+    m = inputs.weights
+    total = nx.blocked_sum(xp, numerator if m is None else numerator * m, axes)
+    count = nx.blocked_sum(xp, denominator if m is None else denominator * m, axes)
+    if inputs.all_reduce is not None:
+        total, count = inputs.all_reduce(total), inputs.all_reduce(count)
+    return nx.safe_divide(xp, total, count)
+
+
 def with_two_channels(inputs: Prepared) -> Prepared:
     """A single channel expanded to ``[1 - p, p]`` / ``[1 - y, y]`` (docs: Losses › Unified Focal family).
 
@@ -283,5 +298,5 @@ __all__ = [
     "labelled_complement", "labelled_cross_entropy", "labelled_index", "log_complement",
     "zero_out_of_range",
     "log_probabilities",
-    "probabilities", "select_classes", "take_class", "weighted_mean", "with_two_channels",
+    "probabilities", "select_classes", "take_class", "weighted_mean", "weighted_ratio", "with_two_channels",
 ]

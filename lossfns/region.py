@@ -9,20 +9,20 @@ from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
 from .confusion import ConfusionSums, confusion_sums
-from .domains import NONNEGATIVE
+from .domains import AVERAGES, NONNEGATIVE, SMOOTHING, Boolean, Choice
 from .inputs import Prepared, prepare
 
 
 def tversky_index(xp, tp, predicted, actual, *, alpha: float, beta: float, epsilon: float):
-    r"""``TI = (TP + ε) / (TP + α·FP + β·FN + ε)`` from the sums ``TP``, ``P = TP + FP`` and
-    ``A = TP + FN``.
+    r"""``TI = (TP + ε_n) / (TP + α·FP + β·FN + ε_d)`` from the sums ``TP``, ``P = TP + FP`` and
+    ``A = TP + FN`` (``ε`` a number or an ``(ε_n, ε_d)`` pair).
 
     FP and FN are differences taken first, so a class predicted exactly (``P == TP``,
     ``A == TP``) gets ``TI = 1`` exactly: a fractional power of ``1 - TI`` would otherwise
     amplify one ulp of rounding a million times. Dice (``α = β = 1/2``: ``(P + A)/2``) and
     IoU (``α = β = 1``: ``P + A - TP``) have shorter forms that are just as exact. With
-    ``ε > 0`` the denominator is at least ``ε`` for inputs in [0, 1]; with ``ε = 0`` a zero
-    denominator (an empty class that is not predicted) gives ``TI = 1``.
+    ``ε_d > 0`` the denominator is at least ``ε_d`` for inputs in [0, 1]; a zero denominator
+    (``ε_d = 0`` and an empty class that is not predicted) gives ``TI = 1``.
     """
     if alpha == beta == 0.5:
         denominator = (predicted + actual) * 0.5
@@ -32,9 +32,11 @@ def tversky_index(xp, tp, predicted, actual, *, alpha: float, beta: float, epsil
         denominator = tp + alpha * (predicted + actual - 2.0 * tp)
     else:
         denominator = tp + alpha * (predicted - tp) + beta * (actual - tp)
-    if epsilon > 0:
-        return (tp + epsilon) / (denominator + epsilon)
-    return nx.safe_divide(xp, tp, denominator, default=1.0)
+    return nx.smoothed_ratio(xp, tp, denominator, epsilon)
+
+
+#: The averages of a loss with per-class values: ``"none"`` returns them.
+AVERAGE_OR_NONE = Choice(AVERAGES + ("none",))
 
 
 def kept_classes(num_classes: int, include_background: bool, background_index: int, *,
@@ -61,6 +63,7 @@ def combine_classes(inputs: Prepared, terms: tuple, class_loss, *, support, aver
     * ``micro``: each term summed over the classes first, then one formula.
     * ``weighted``: ``Σ_c w_c · loss_c`` with ``class_weights`` as given, or the label
       support ``A_c / Σ A`` per sample (0 where a sample has no support).
+    * ``none``: the per-class losses themselves, ``[..., kept classes]``.
 
     ``terms`` are per-class sums ``[..., classes]`` and ``support`` is ``A_c = TP_c + FN_c``.
     ``include_background=False`` drops class ``background_index`` (and its weight) first.
@@ -72,6 +75,8 @@ def combine_classes(inputs: Prepared, terms: tuple, class_loss, *, support, aver
     if average == "micro":
         return class_loss(*(xp.sum(t, axis=-1) for t in terms))
     losses = class_loss(*terms)
+    if average == "none":  # per-class values, [..., kept classes]
+        return losses
     if average == "macro":
         return xp.mean(losses, axis=-1)
     if class_weights is None:
@@ -83,19 +88,22 @@ def combine_classes(inputs: Prepared, terms: tuple, class_loss, *, support, aver
 
 def focal_tversky_kernel(inputs: Prepared, *, alpha, beta, gamma, epsilon, average="macro",
                          class_weights=None, include_background=True, background_index=0,
-                         sums: ConfusionSums | None = None):
+                         squared_pred=False, sums: ConfusionSums | None = None):
     """Focal Tversky loss of prepared inputs; Tversky, F1/Dice and IoU are its special cases.
 
-    ``sums`` are the confusion sums when the caller has them already (a compound loss).
+    ``squared_pred``: the denominator's ``P`` and ``A`` are ``Σ m·p²`` and ``Σ m·y²``
+    (Milletari et al. 2016, MONAI's ``squared_pred``); TP is unchanged. ``sums`` are the
+    confusion sums when the caller has them already (a compound loss).
     """
     xp = inputs.xp
-    sums = confusion_sums(inputs) if sums is None else sums
+    sums = confusion_sums(inputs, squared=squared_pred) if sums is None else sums
+    predicted, actual = sums.denominator_sums(squared_pred)
 
     def class_loss(tp, predicted, actual):
         index = tversky_index(xp, tp, predicted, actual, alpha=alpha, beta=beta, epsilon=epsilon)
         return nx.guarded_power(xp, 1.0 - index, gamma)
 
-    return combine_classes(inputs, (sums.tp, sums.predicted, sums.actual), class_loss, support=sums.actual,
+    return combine_classes(inputs, (sums.tp, predicted, actual), class_loss, support=sums.actual,
                            average=average, class_weights=class_weights,
                            include_background=include_background, background_index=background_index)
 
@@ -108,7 +116,7 @@ def _prepare(y_true, y_pred, *, class_weights, background_index, class_axis, fro
                    per_class={"class_weights": class_weights, "background_index": background_index})
 
 
-@v.validated()
+@v.validated(average=AVERAGE_OR_NONE)
 def region_loss(y_true, y_pred, class_loss, *, average="macro", class_weights=None,
                 include_background=True, background_index=0, soft_label=False, class_axis=-1,
                 from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
@@ -139,7 +147,7 @@ def region_loss(y_true, y_pred, class_loss, *, average="macro", class_weights=No
                            include_background=include_background, background_index=background_index)
 
 
-@v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, gamma=NONNEGATIVE, epsilon=NONNEGATIVE)
+@v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, gamma=NONNEGATIVE, epsilon=SMOOTHING, average=AVERAGE_OR_NONE)
 def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsilon=1e-5,
                        average="macro", class_weights=None, include_background=True,
                        background_index=0, soft_label=False, class_axis=-1, from_logits=False,
@@ -162,8 +170,10 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
       alpha: weight of false positives, >= 0.
       beta: weight of false negatives, >= 0.
       gamma: focal exponent, >= 0 (values below 1 are safe: a guarded power is used).
-      epsilon: smoothing added to numerator and denominator, >= 0.
-      average: ``"macro"``, ``"micro"`` or ``"weighted"``.
+      epsilon: smoothing added to numerator and denominator, >= 0, or a ``(numerator,
+        denominator)`` pair (MONAI's ``smooth_nr``, ``smooth_dr``).
+      average: ``"macro"``, ``"micro"``, ``"weighted"``, or ``"none"`` for the per-class
+        losses ``[batch, kept classes]`` (``[kept classes]`` with ``batch=True``).
       class_weights: one weight per class, used only with ``average="weighted"``.
       include_background: keep class ``background_index`` in the average.
       background_index: the background class.
@@ -172,7 +182,8 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
         options (see the concepts page of the documentation).
 
     Returns:
-      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
+      The loss per sample, ``[batch]`` (``[]`` with ``batch=True``); per class with
+      ``average="none"``.
 
     References:
       Abraham & Khan, "A novel focal Tversky loss function ...", ISBI 2019.
@@ -193,7 +204,7 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
                                 include_background=include_background, background_index=background_index)
 
 
-@v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, epsilon=NONNEGATIVE)
+@v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, epsilon=SMOOTHING, average=AVERAGE_OR_NONE)
 def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="macro",
                  class_weights=None, include_background=True, background_index=0, soft_label=False,
                  class_axis=-1, from_logits=False, mask=None, ignore_index=None, batch=False,
@@ -223,8 +234,8 @@ def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="
                                 include_background=include_background, background_index=background_index)
 
 
-@v.validated(epsilon=NONNEGATIVE)
-def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
+@v.validated(epsilon=SMOOTHING, squared_pred=Boolean(), average=AVERAGE_OR_NONE)
+def f1_loss(y_true, y_pred, *, epsilon=1e-5, squared_pred=False, average="macro", class_weights=None,
             include_background=True, background_index=0, soft_label=False, class_axis=-1,
             from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
             all_reduce=None):
@@ -234,8 +245,11 @@ def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None
         L = 1 - \frac{TP + \epsilon}{TP + \tfrac12 FP + \tfrac12 FN + \epsilon}
           = 1 - \frac{2\,TP + 2\epsilon}{2\,TP + FP + FN + 2\epsilon}
 
-    per class, combined by ``average``. MONAI's ``DiceLoss(smooth_nr=s, smooth_dr=s)``
-    equals this with ``epsilon = s / 2``. Arguments and shapes as in :func:`focal_tversky_loss`.
+    per class, combined by ``average``. MONAI's ``DiceLoss(smooth_nr=a, smooth_dr=b)``
+    equals this with ``epsilon = (a / 2, b / 2)``, and with ``squared_pred=True`` its
+    ``squared_pred=True``: ``FP`` and ``FN`` become ``Σ m·p² - TP`` and ``Σ m·y² - TP``.
+    Arguments and shapes as in :func:`focal_tversky_loss`; ``average="none"`` gives the
+    per-class losses ``[batch, kept classes]``.
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
@@ -250,12 +264,12 @@ def f1_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None
                       class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
                       batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
     return focal_tversky_kernel(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon,
-                                average=average, class_weights=class_weights,
+                                average=average, class_weights=class_weights, squared_pred=squared_pred,
                                 include_background=include_background, background_index=background_index)
 
 
-@v.validated(epsilon=NONNEGATIVE)
-def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
+@v.validated(epsilon=SMOOTHING, squared_pred=Boolean(), average=AVERAGE_OR_NONE)
+def iou_loss(y_true, y_pred, *, epsilon=1e-5, squared_pred=False, average="macro", class_weights=None,
              include_background=True, background_index=0, soft_label=False, class_axis=-1,
              from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
              all_reduce=None):
@@ -264,7 +278,9 @@ def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
     .. math::
         L = 1 - \frac{TP + \epsilon}{TP + FP + FN + \epsilon}
 
-    per class, combined by ``average``. Arguments and shapes as in :func:`focal_tversky_loss`.
+    per class, combined by ``average``. MONAI's ``DiceLoss(jaccard=True, smooth_nr=a,
+    smooth_dr=b)`` equals this with ``epsilon = (a / 2, b / 2)`` (it doubles TP and the
+    union), with ``squared_pred`` as in :func:`f1_loss`. Arguments and shapes as in :func:`focal_tversky_loss`.
 
     Returns:
       The loss per sample, ``[batch]`` (``[]`` with ``batch=True``).
@@ -279,7 +295,7 @@ def iou_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=Non
                       class_axis=class_axis, from_logits=from_logits, mask=mask, ignore_index=ignore_index,
                       batch=batch, validate=validate, all_reduce=all_reduce, soft_label=soft_label)
     return focal_tversky_kernel(inputs, alpha=1.0, beta=1.0, gamma=1.0, epsilon=epsilon,
-                                average=average, class_weights=class_weights,
+                                average=average, class_weights=class_weights, squared_pred=squared_pred,
                                 include_background=include_background, background_index=background_index)
 
 

@@ -22,7 +22,7 @@ from . import numerics as nx
 from . import validation as v
 from .confusion import confusion_sums
 from .distribution import class_constants, weighted_focal_crossentropy
-from .domains import NONNEGATIVE, UNIFIED_FOCAL_GAMMA, UNIT_INTERVAL
+from .domains import NONNEGATIVE, SMOOTHING, UNIFIED_FOCAL_GAMMA, UNIT_INTERVAL
 from .inputs import Prepared, prepare
 from .region import combine_classes, tversky_index
 
@@ -128,7 +128,7 @@ def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_in
     return _focal_part(inputs, background, delta=delta, gamma=gamma, asymmetric=True)
 
 
-@v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
+@v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
 def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsilon=1e-7,
                                  background_index=0, soft_label=False, class_axis=-1,
                                  from_logits=False, mask=None, ignore_index=None, batch=False,
@@ -161,7 +161,7 @@ def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsil
     return _tversky_part(inputs, background, delta=delta, gamma=gamma, epsilon=epsilon, asymmetric=False)
 
 
-@v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
+@v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
 def asymmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsilon=1e-7,
                                   background_index=0, soft_label=False, class_axis=-1,
                                   from_logits=False, mask=None, ignore_index=None, batch=False,
@@ -195,7 +195,7 @@ def _unified(y_true, y_pred, *, weight, delta, gamma, epsilon, background_index,
     return weight * focal + (1.0 - weight) * tversky
 
 
-@v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
+@v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
 def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma=0.5, epsilon=1e-7,
                                  background_index=0, soft_label=False, class_axis=-1,
                                  from_logits=False, mask=None, ignore_index=None, batch=False,
@@ -234,7 +234,7 @@ def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma
                         all_reduce=all_reduce, soft_label=soft_label))
 
 
-@v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=_NONNEG)
+@v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
 def asymmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma=0.5, epsilon=1e-7,
                                   background_index=0, soft_label=False, class_axis=-1,
                                   from_logits=False, mask=None, ignore_index=None, batch=False,

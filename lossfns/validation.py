@@ -121,8 +121,8 @@ OPTION_DOMAINS = {
 }
 
 
-def check_per_class_lengths(values: dict, *, two_channels: bool) -> None:
-    """Per-class sequences (tuples, once checked) that fit no input at all.
+def check_per_class_lengths(values: dict, domains: dict, *, two_channels: bool) -> None:
+    """Per-class sequences (:class:`~lossfns.domains.PerClass` values) that fit no input at all.
 
     Without an input the number of classes is unknown, so a length can be wrong for every
     input only by being too short (a single channel counts as two classes where
@@ -130,7 +130,8 @@ def check_per_class_lengths(values: dict, *, two_channels: bool) -> None:
     another per-class sequence of the same loss. The adapters run this when they are built;
     the length against the input's classes is checked at each call.
     """
-    lengths = {name: len(value) for name, value in values.items() if isinstance(value, tuple)}
+    lengths = {name: len(value) for name, value in values.items()
+               if isinstance(value, tuple) and isinstance(domains.get(name), d.PerClass)}
     smallest = 2 if two_channels else 1
     background = values.get("background_index")
     for name, length in lengths.items():

@@ -26,8 +26,8 @@ SMOOTHING = {"label_smoothing": 0.0}  # §15
 SPEC_DEFAULTS = {
     "tversky_loss": ({"alpha": 0.3, "beta": 0.7, "epsilon": 1e-5}, REGION),
     "focal_tversky_loss": ({"alpha": 0.3, "beta": 0.7, "gamma": 0.75, "epsilon": 1e-5}, REGION),
-    "f1_loss": ({"epsilon": 1e-5}, REGION),
-    "iou_loss": ({"epsilon": 1e-5}, REGION),
+    "f1_loss": ({"epsilon": 1e-5, "squared_pred": False}, REGION),  # squared_pred: §21
+    "iou_loss": ({"epsilon": 1e-5, "squared_pred": False}, REGION),
     "binary_crossentropy": ({}, SMOOTHING),
     "categorical_crossentropy": ({}, SMOOTHING),
     "binary_focal_loss": ({"alpha": 0.25, "gamma": 2.0}, SMOOTHING),

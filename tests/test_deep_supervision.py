@@ -173,8 +173,8 @@ def test_keras_multi_output_recipe():
 
 def test_errors_are_named():
     labels, _, preds, _ = _inputs(8)
-    with pytest.raises(ValueError, match=r"y_preds\[1\] has spatial shape \(3, 3\), which does not divide the target's \(8, 6\)"):
-        lossfns.deep_supervision(lossfns.dice_loss, labels, [preds[0], np.zeros((2, 3, 3, 3))])
+    with pytest.raises(ValueError, match=r"y_preds\[1\] has spatial shape \(9, 3\), which is larger than the target's \(8, 6\)"):
+        lossfns.deep_supervision(lossfns.dice_loss, labels, [preds[0], np.zeros((2, 9, 3, 3))])
     with pytest.raises(ValueError, match="weights has 2 entries but the input has 3 deep-supervision levels"):
         lossfns.deep_supervision(lossfns.dice_loss, labels, preds, weights=(1.0, 0.5))
     with pytest.raises(ValueError, match="weights must be one of 'exp', 'same'; got 'two'"):
@@ -190,3 +190,54 @@ def test_errors_are_named():
     torch_adapter = pytest.importorskip("lossfns.adapters.torch")
     with pytest.raises(ValueError, match="weights must be one of"):
         torch_adapter.DeepSupervisionLoss(torch_adapter.DiceLoss(), weights="linear")
+
+
+def test_any_size_ratio_keeps_torch_nearest_exact_indices():
+    """SPEC §21: level size n_out from n_in keeps ⌊(2j + 1)·n_in / (2·n_out)⌋, computed in
+    integers; torch's float32 ``nearest-exact`` agrees except for a few size pairs where it
+    rounds to a neighbour (26 → 11 at j = 5, documented)."""
+    torch = pytest.importorskip("torch")
+    from lossfns.deep_supervision import source_indices
+
+    disagree = []
+    for n_in in range(1, 61):
+        for n_out in range(1, n_in + 1):
+            exact = [((2 * j + 1) * n_in) // (2 * n_out) for j in range(n_out)]
+            assert source_indices(n_in, n_out) == exact
+            source = torch.arange(n_in, dtype=torch.float32).view(1, 1, n_in)
+            torch_kept = torch.nn.functional.interpolate(source, size=n_out, mode="nearest-exact")
+            if torch_kept.view(-1).long().tolist() != exact:
+                disagree.append((n_in, n_out))
+    assert (26, 11) in disagree and len(disagree) < 25
+    assert source_indices(26, 11)[5] == 13  # torch's float32 arithmetic keeps 12
+
+
+@pytest.mark.parametrize("level_shape", [(5, 4), (3, 3), (8, 5)])
+def test_non_integer_ratios_match_the_reference(xp, level_shape):
+    labels, _, preds, _ = _inputs(9)
+    probs = preds[0]
+    rng = np.random.default_rng(10)
+    small = rng.dirichlet(np.ones(3), size=(2, *level_shape))
+    rows = [((2 * j + 1) * labels.shape[1]) // (2 * level_shape[0]) for j in range(level_shape[0])]
+    cols = [((2 * j + 1) * labels.shape[2]) // (2 * level_shape[1]) for j in range(level_shape[1])]
+    target = labels[:, rows][:, :, cols]
+    expected = lossfns.dice_loss(labels, probs) * 0.5 + lossfns.dice_loss(target, small) * 0.5
+    got = lossfns.deep_supervision(lossfns.dice_loss, xp.asarray(labels), [xp.asarray(probs), xp.asarray(small)],
+                                   weights=[0.5, 0.5])
+    np.testing.assert_allclose(xp.to_numpy(got), expected, rtol=1e-10)
+
+
+def test_non_integer_ratios_match_monai_deep_supervision():
+    torch = pytest.importorskip("torch")
+    monai = pytest.importorskip("monai.losses")
+    labels, _, preds, _ = _inputs(11)
+    probs = preds[0]
+    rng = np.random.default_rng(12)
+    levels = [probs, rng.dirichlet(np.ones(3), size=(2, 5, 4)), rng.dirichlet(np.ones(3), size=(2, 3, 5))]
+    inputs = [torch.tensor(np.moveaxis(p, -1, 1)) for p in levels]
+    target = torch.tensor(labels, dtype=torch.float64)[:, None]  # torch interpolates no integers
+    theirs = monai.DeepSupervisionLoss(monai.DiceLoss(to_onehot_y=True), weight_mode="exp")(inputs, target)
+    from lossfns.adapters import torch as adapter
+
+    ours = adapter.DeepSupervisionLoss(adapter.DiceLoss(epsilon=0.5e-5), weights="exp")(inputs, torch.tensor(labels))
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-6)

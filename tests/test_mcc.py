@@ -165,6 +165,25 @@ def test_smp_mcc_adds_its_eps_to_every_term():
     assert 1e-9 < abs(ours - smp) < 1e-7, abs(ours - smp)
 
 
+def test_smp_mcc_on_constant_inputs():
+    """SPEC §21: on a constant input every count but one is 0, so ``TP·TN - FP·FN`` is 0/0.
+    smp's eps on each count turns that into MCC ±0.5 (loss 0.5 when the prediction equals
+    the labels, 1.5 when it is their opposite); ours is 0/ε = 0 (loss 1) for ε > 0 and, at
+    ε = 0, 1 when FP = FN = 0 (loss 0), else 0 (loss 1): a difference of 0.5."""
+    torch = pytest.importorskip("torch")
+    cases = {(0.0, 0.0): 0.5, (1.0, 1.0): 0.5, (0.0, 1.0): 1.5, (1.0, 0.0): 1.5}
+    for (label, prediction), smp_value in cases.items():
+        target = torch.full((2, 1, 4, 4), label, dtype=torch.float64)
+        probs = torch.full((2, 1, 4, 4), prediction, dtype=torch.float64)
+        smp = smp_losses().MCCLoss()(probs, target).item()
+        np.testing.assert_allclose(smp, smp_value, atol=1e-6)
+        ours = float(lossfns.mcc_loss(target, probs, batch=True, class_axis=1))
+        assert ours == 1.0
+        at_zero = float(lossfns.mcc_loss(target, probs, batch=True, class_axis=1, epsilon=0.0))
+        assert at_zero == (0.0 if label == prediction else 1.0)
+        assert abs(ours - smp) == pytest.approx(0.5, abs=1e-6)
+
+
 # --- Errors ---------------------------------------------------------------------------------
 
 

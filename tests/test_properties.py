@@ -81,8 +81,13 @@ def domain_values(domain, num_channels: int):
     if isinstance(domain, d.PerClass):
         per_class = st.lists(st.floats(0.0, 2.0), min_size=num_channels, max_size=num_channels)
         return st.none() | per_class | (st.floats(0.0, 2.0) if domain.allow_scalar else st.nothing())
+    if isinstance(domain, d.Smoothing):
+        number = domain_values(d.Interval(low=0.0, high=0.1), num_channels)
+        return number | (st.tuples(number, number) if domain.pair else st.nothing())
     if isinstance(domain, d.Choice):
         return st.sampled_from(domain.choices)
+    if isinstance(domain, d.Boolean):
+        return st.booleans()
     if isinstance(domain, d.Integer):
         return st.integers(domain.low or 0, (domain.low or 0) + 4)
     raise AssertionError(f"no strategy for the domain {domain!r}: add one here")
@@ -90,7 +95,7 @@ def domain_values(domain, num_channels: int):
 
 def hyperparameter_values(spec, name: str, num_channels: int):
     """Valid values of one hyperparameter, from its registry domain."""
-    if spec.name == "dice_focal_loss" and name == "alpha":
+    if spec.name in ("dice_focal_loss", "generalized_dice_focal_loss") and name == "alpha":
         # With a sigmoid activation the focal part is binary: None or one number in [0, 1].
         return st.none() | st.floats(0.0, 1.0)
     domain = next(h.domain for h in spec.hyperparameters if h.name == name)
