@@ -9,7 +9,7 @@ from .cldice import cldice_loss, dice_cldice_loss
 from .compound import combo_loss, hybrid_focal_loss
 from .confusion import Confusion, confusion_terms
 from .deep_supervision import deep_supervision
-from .dice_ce import dice_ce_loss, dice_focal_loss
+from .dice_ce import dice_ce_loss, dice_focal_loss, generalized_dice_focal_loss
 from .distribution import (
     binary_crossentropy,
     binary_focal_loss,
@@ -17,6 +17,7 @@ from .distribution import (
     categorical_focal_loss,
 )
 from .generalized_dice import generalized_dice_loss
+from .hausdorff import hausdorff_dt_loss
 from .lovasz import lovasz_hinge_loss, lovasz_softmax_loss
 from .mcc import mcc_loss
 from .region import (
@@ -28,6 +29,7 @@ from .region import (
     region_loss,
     tversky_loss,
 )
+from .skeleton import skeleton_recall_loss, tubed_skeletons
 from .unified_focal import (
     asymmetric_focal_loss,
     asymmetric_focal_tversky_loss,
@@ -59,7 +61,9 @@ __all__ = [
     "dice_loss",
     "f1_loss",
     "focal_tversky_loss",
+    "generalized_dice_focal_loss",
     "generalized_dice_loss",
+    "hausdorff_dt_loss",
     "hybrid_focal_loss",
     "iou_loss",
     "jaccard_loss",
@@ -68,8 +72,10 @@ __all__ = [
     "mcc_loss",
     "region_loss",
     "signed_distance_maps",
+    "skeleton_recall_loss",
     "symmetric_focal_loss",
     "symmetric_focal_tversky_loss",
     "symmetric_unified_focal_loss",
+    "tubed_skeletons",
     "tversky_loss",
 ]

@@ -391,39 +391,54 @@ def _finite_or_none(x: float):
     return x if math.isfinite(x) else None
 
 
-def _why_not(spec, from_logits, has_maps: bool) -> str:
+def _why_not(spec, from_logits, targets) -> str:
     """Why ``spec`` cannot be computed from what was given ('' when it can).
 
     These losses would accept the arrays and return a number that means nothing, so the
-    core cannot be left to reject them: probabilities read as logits, labels as distances.
+    core cannot be left to reject them: probabilities read as logits, labels as distances
+    or as skeletons. ``targets`` holds the target kinds available beyond the labels.
     """
     if spec.logits_only and from_logits is False:
         return "takes logits only: pass --from-logits if --y-pred holds logits (not computed from probabilities)"
-    if spec.target_kind == "distance_maps" and not has_maps:
+    if spec.target_kind == "distance_maps" and "distance_maps" not in targets:
         return ("takes signed distance maps, not labels: give them with --distance-maps FILE "
                 "or compute them with --distance-maps-from-labels")
+    if spec.target_kind == "skeletons" and "skeletons" not in targets:
+        return ("takes the labels' tubed skeletons, not the labels: compute them with "
+                "--skeletons-from-labels (needs scikit-image)")
     return ""
+
+
+def _given_targets(args) -> set:
+    targets = set()
+    if args.distance_maps or args.distance_maps_from_labels:
+        targets.add("distance_maps")
+    if args.skeletons_from_labels:
+        targets.add("skeletons")
+    return targets
 
 
 def _refuse_unusable(names, args) -> None:
     """A loss asked for by name that these options cannot compute is an argument error."""
-    has_maps = bool(args.distance_maps or args.distance_maps_from_labels)
     for name in names or ():
-        why = _why_not(registry.get(name), args.from_logits, has_maps)
+        why = _why_not(registry.get(name), args.from_logits, _given_targets(args))
         if why:
             raise CLIError(f"{name} {why}")
 
 
-def _evaluate(names, y_true, y_pred, options, maps=None):
-    """``(results, skipped)``: per-sample values and mean of each loss, or why it was skipped."""
+def _evaluate(names, y_true, y_pred, options, targets):
+    """``(results, skipped)``: per-sample values and mean of each loss, or why it was skipped.
+
+    ``targets`` maps the target kinds given besides the labels to their arrays.
+    """
     results, skipped = {}, {}
     for name in names or [spec.name for spec in registry.LOSSES]:
         spec = registry.get(name)
-        why = _why_not(spec, options.get("from_logits", False), maps is not None)
+        why = _why_not(spec, options.get("from_logits", False), targets)
         if why:  # only in the default list: a loss named in --losses was refused up front
             skipped[name] = why
             continue
-        target = maps if spec.target_kind == "distance_maps" else y_true
+        target = targets.get(spec.target_kind, y_true)
         try:
             values = np.asarray(spec.function(target, y_pred, validate=True, **options), dtype=np.float64)
         except (ValueError, TypeError) as exc:
@@ -533,6 +548,23 @@ def _distance_maps(args, names, y_true, y_pred):
     return None
 
 
+def _skeletons_from_labels(args, names, y_true, y_pred):
+    """The labels' tubed skeletons (class indices) when asked for and a selected loss takes them."""
+    selected = [registry.get(name) for name in names] if names else registry.LOSSES
+    if not args.skeletons_from_labels or not any(spec.target_kind == "skeletons" for spec in selected):
+        return None
+    from .skeleton import tubed_skeletons
+
+    labels = _hard_label_indices(y_true, y_pred, args.class_axis % y_pred.ndim)
+    if labels is None:
+        raise CLIError("--skeletons-from-labels needs class indices, one-hot or 0/1 y_true; these labels "
+                       "are soft or multi-hot")
+    try:
+        return tubed_skeletons(labels)
+    except (ImportError, ValueError, TypeError) as exc:  # no scikit-image, or not 2-D/3-D
+        raise CLIError(f"--skeletons-from-labels: {testing.one_line(exc)}") from None
+
+
 def _check_labels(y_true, y_pred, options) -> None:
     """The core's checks of y_true and y_pred, before any loss runs."""
     from .inputs import prepare
@@ -557,7 +589,10 @@ def command_eval(args) -> int:
         options["ignore_index"] = args.ignore_index
     _check_labels(y_true, y_pred, options)
     maps = _distance_maps(args, names, y_true, y_pred)
-    results, skipped = _evaluate(names, y_true, y_pred, options, maps)
+    skeletons = _skeletons_from_labels(args, names, y_true, y_pred)
+    targets = {kind: array for kind, array in (("distance_maps", maps), ("skeletons", skeletons))
+               if array is not None}
+    results, skipped = _evaluate(names, y_true, y_pred, options, targets)
     if args.json:
         print(_dumps(_eval_document(args, y_true, y_pred, maps, options, results, skipped)))
     else:
@@ -673,6 +708,9 @@ def _add_eval_parser(sub):
                       help="signed distance maps of y_pred's shape, for the losses that take them (boundary_loss)")
     maps.add_argument("--distance-maps-from-labels", action="store_true",
                       help="compute those maps from y_true with lossfns.signed_distance_maps (needs SciPy)")
+    p.add_argument("--skeletons-from-labels", action="store_true",
+                   help="compute the tubed skeletons of y_true with lossfns.tubed_skeletons for the losses "
+                        "that take them (skeleton_recall_loss; needs scikit-image)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=command_eval)
 

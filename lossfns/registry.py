@@ -16,7 +16,7 @@ from typing import Callable
 from .domains import Domain
 
 from . import compound, dice_ce, distribution, region, unified_focal
-from . import boundary, cldice, generalized_dice, lovasz, mcc
+from . import boundary, cldice, generalized_dice, hausdorff, lovasz, mcc, skeleton
 from . import validation as v
 
 #: Per-call arguments: arrays and the distributed hook the adapters fill in, never
@@ -41,10 +41,15 @@ class LossSpec:
     """A loss: its core function, hyperparameters and options, and how adapters show it.
 
     Attributes:
-      target_kind: what the first argument holds: ``"labels"`` or ``"distance_maps"``.
+      target_kind: what the first argument holds: ``"labels"``, ``"skeletons"`` (label maps
+        of the labels' tubed skeleton, :func:`lossfns.tubed_skeletons`) or
+        ``"distance_maps"`` (:func:`lossfns.signed_distance_maps`).
       logits_only: the loss takes logits only (``from_logits`` defaults to ``True``).
       additive: the loss is a formula of additive sums, so ``all_reduce`` gives the
-        global batch loss (false for the Lovász losses).
+        global batch loss (false for the Lovász and top-k losses).
+      host_step: part of the loss runs on the host (distance transforms): it traces under
+        ``jax.jit`` and ``tf.function`` through callbacks, but ``torch.compile`` needs a
+        graph break there and TensorFlow's XLA cannot compile it.
     """
 
     name: str
@@ -55,6 +60,13 @@ class LossSpec:
     target_kind: str = "labels"
     logits_only: bool = False
     additive: bool = True
+    host_step: bool = False
+
+    @property
+    def takes_labels(self) -> bool:
+        """The first argument is a label map (class indices or dense labels): labels, or
+        the labels' skeletons, which are label maps too."""
+        return self.target_kind in ("labels", "skeletons")
 
     @property
     def _parameters(self) -> dict:
@@ -100,7 +112,7 @@ class LossSpec:
             if name not in domains or name in PER_CALL:
                 raise TypeError(f"{self.name}() got an unexpected keyword argument {name!r}")
         checked = {name: domains[name].check(name, value) for name, value in values.items()}
-        v.check_per_class_lengths(checked, two_channels=self.function.two_channels)
+        v.check_per_class_lengths(checked, domains, two_channels=self.function.two_channels)
         return checked
 
 
@@ -135,12 +147,15 @@ LOSSES: tuple[LossSpec, ...] = (
     _spec(dice_ce.dice_ce_loss, class_name="DiceCELoss"),
     _spec(dice_ce.dice_focal_loss, class_name="DiceFocalLoss"),
     _spec(generalized_dice.generalized_dice_loss),
+    _spec(dice_ce.generalized_dice_focal_loss),
     _spec(mcc.mcc_loss, class_name="MCCLoss"),
     _spec(lovasz.lovasz_softmax_loss, class_name="LovaszSoftmaxLoss", additive=False),
     _spec(lovasz.lovasz_hinge_loss, class_name="LovaszHingeLoss", logits_only=True, additive=False),
     _spec(boundary.boundary_loss, class_name="BoundaryLoss", target_kind="distance_maps"),
     _spec(cldice.cldice_loss, class_name="ClDiceLoss"),
     _spec(cldice.dice_cldice_loss, class_name="DiceClDiceLoss"),
+    _spec(hausdorff.hausdorff_dt_loss, class_name="HausdorffDTLoss", host_step=True),
+    _spec(skeleton.skeleton_recall_loss, target_kind="skeletons"),
 )
 
 _BY_NAME = {spec.name: spec for spec in LOSSES}

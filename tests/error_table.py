@@ -102,7 +102,7 @@ def _hyperparameters():
             losses = sorted(s.name for s, n in members if n == name)
             shared = len(domains_of[name]) == 1
             named.append(f"`{name}`" + ("" if shared else f" ({', '.join(f'`{n}`' for n in losses)})"))
-        spec, name = next((s, n) for s, n in members if s.target_kind == "labels" and not s.logits_only)
+        spec, name = next((s, n) for s, n in members if s.takes_labels and not s.logits_only)
         value = domain.invalid_examples()[0]
         conditions.append((f"{', '.join(named)} not {domain.describe()}",
                            lambda spec=spec, name=name, value=value: spec.function(LABELS, PROBS, **{name: value})))

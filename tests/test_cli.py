@@ -354,7 +354,8 @@ def test_eval_npy_matches_core(tmp_path):
     # All losses by default; those that take signed distance maps, not labels, or logits,
     # not probabilities, say why they skipped and which option they need.
     label_losses = [s.name for s in registry.LOSSES if s.target_kind == "labels" and not s.logits_only]
-    needs = {s.name: "--distance-maps" if s.target_kind == "distance_maps" else "--from-logits"
+    option = {"distance_maps": "--distance-maps", "skeletons": "--skeletons-from-labels"}
+    needs = {s.name: option.get(s.target_kind, "--from-logits")
              for s in registry.LOSSES if s.name not in label_losses}
     assert set(document["losses"]) == set(label_losses)
     assert set(document["skipped"]) == set(needs) and needs
@@ -647,7 +648,7 @@ def test_eval_distance_maps_file(segmentation, tmp_path, capsys):
     inputs = ["--y-true", paths["t"], "--y-pred", paths["p"]]
     status, out, _ = eval_main(capsys, *inputs, "--distance-maps", tmp_path / "maps.npy", "--json")
     document = json.loads(out)
-    assert status == 0 and document["skipped"] == {"lovasz_hinge_loss": document["skipped"]["lovasz_hinge_loss"]}
+    assert status == 0 and set(document["skipped"]) == {"lovasz_hinge_loss", "skeleton_recall_loss"}
     assert_matches_core(document, maps, arrays["p"], ["boundary_loss"])
     assert document["distance_maps"]["shape"] == [2, 6, 5, 3]
     assert_matches_core(document, arrays["t"], arrays["p"], ["f1_loss", "categorical_crossentropy"])
@@ -710,3 +711,24 @@ def test_eval_distance_map_options_exclude_each_other(segmentation, capsys):
     _, paths = segmentation
     assert_refused(eval_main(capsys, "--y-true", paths["t"], "--y-pred", paths["p"], "--distance-maps",
                              paths["onehot"], "--distance-maps-from-labels"), "--distance-maps")
+
+
+def test_eval_skeletons_from_labels(tmp_path, capsys):
+    """skeleton_recall_loss takes the labels' tubed skeletons: skipped without
+    --skeletons-from-labels, refused when named, computed from the labels with it."""
+    pytest.importorskip("skimage")
+    rng = np.random.default_rng(5)
+    y_true = rng.integers(0, 3, size=(2, 12, 10))
+    y_pred = rng.dirichlet(np.ones(3), size=(2, 12, 10))
+    np.save(tmp_path / "t.npy", y_true)
+    np.save(tmp_path / "p.npy", y_pred)
+    files = ("--y-true", tmp_path / "t.npy", "--y-pred", tmp_path / "p.npy")
+    from lossfns import cli
+
+    document = eval_json(*files)
+    assert "--skeletons-from-labels" in document["skipped"]["skeleton_recall_loss"]
+    status = cli.main(["eval", *map(str, files), "--losses", "skeleton_recall_loss"])
+    assert status == 2 and "--skeletons-from-labels" in capsys.readouterr().err
+    document = eval_json(*files, "--skeletons-from-labels", "--losses", "skeleton_recall_loss")
+    expected = lossfns.skeleton_recall_loss(lossfns.tubed_skeletons(y_true), y_pred)
+    np.testing.assert_allclose(document["losses"]["skeleton_recall_loss"]["per_sample"], expected, rtol=1e-12)

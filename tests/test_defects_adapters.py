@@ -21,7 +21,7 @@ import reference_distribution
 from reference_region import REFERENCES as REGION_REFERENCES
 from lossfns import registry
 
-LABEL_SPECS = [spec for spec in registry.LOSSES if spec.target_kind == "labels"]
+LABEL_SPECS = [spec for spec in registry.LOSSES if spec.takes_labels]
 SPEC_IDS = [spec.name for spec in LABEL_SPECS]
 #: Every integer dtype but int64, which the references use.
 INTEGER_DTYPES = ("uint8", "int8", "int16", "uint16", "uint32", "uint64", "int32")

@@ -81,6 +81,33 @@ FAMILIES = {
         "ground truth (`lossfns.signed_distance_maps`, computed on the host with SciPy), negative "
         "inside each class. The loss is linear in `p`; combine it with a region loss.",
     ),
+    "hausdorff": (
+        "Hausdorff distance loss",
+        "Karimi & Salcudean 2019: squared errors weighted by how far each element lies from the "
+        "boundary of the predicted and of the true mask, a differentiable stand-in for the "
+        "Hausdorff distance. The distance fields come from SciPy's exact transform on the host, "
+        "through a callback under `jax.jit` and `tf.function`; `torch.compile` needs a graph "
+        "break there, so compile without `fullgraph=True`.",
+    ),
+    "skeleton": (
+        "Skeleton recall loss",
+        "Kirchhoff et al. 2024: the recall of the ground truth's skeleton, thickened into a small "
+        "tube. `lossfns.tubed_skeletons(labels)` computes it on the host with scikit-image, once per "
+        "sample in the data pipeline (`pip install 'lossfns[skeleton]'`); the loss itself is two "
+        "additive sums per class, so it is exact under data parallelism.",
+    ),
+    "wasserstein": (
+        "Generalized Wasserstein Dice",
+        "Fidon et al. 2017: a Dice loss in which a wrong class costs its distance to the right one, "
+        "read from a class-distance matrix (`distance_matrix`, required), so that confusing two "
+        "similar classes costs less than confusing dissimilar ones. The sums are additive.",
+    ),
+    "topk": (
+        "Top-k cross-entropy",
+        "nnU-Net's `TopKLoss` (Wu et al. 2016): the cross-entropy averaged over the `k` percent of "
+        "elements where it is largest, so that training concentrates on the hard elements. It "
+        "sorts every element of a sample, so it is not additive: `all_reduce` is refused.",
+    ),
     "cldice": (
         "clDice losses",
         "Shit et al. 2021: soft skeletons (iterated soft erosion and opening over the spatial axes) "
@@ -294,6 +321,14 @@ FORMULAS = {
     "cldice_loss": "`1 − 2·T_prec·T_sens/(T_prec + T_sens)`, `T_prec = (Σ S(p)·y + ε)/(Σ S(p) + ε)`, "
                    "`T_sens = (Σ S(y)·p + ε)/(Σ S(y) + ε)`",
     "dice_cldice_loss": "`(1 − α)·(1 − (2Σ y·p + ε)/(Σ y + Σ p + ε)) + α·clDice`",
+    "generalized_dice_focal_loss": "`w_GDL·L_GDL + w_FL·FL`",
+    "hausdorff_dt_loss": "`mean_(c∈K) Σ_i m_i (p_ic − y_ic)² (d_p^α + d_y^α) / Σ_i m_i`, `d` the "
+                         "distance fields of `p_c > ½` and `y_c > ½`; `log(1 + L)` with `log=True`",
+    "skeleton_recall_loss": "`1 − mean_(c∈K) (Σ m·p_c·[s = c] + ε)/(Σ m·[s = c] + ε)`, `s` the "
+                            "tubed skeleton",
+    "generalized_wasserstein_dice_loss": "`1 − (2·TP + ε)/(2·TP + E + ε)`, `TP`, `E` from the "
+                                         "Wasserstein distances `W_il = Σ_c M[l, c]·p_ic`",
+    "topk_loss": "mean of the `⌊n·k/100⌋` largest element-wise cross-entropies",
 }
 
 #: loss -> one line: the situation the loss is made for. The "Choosing a loss" guide
@@ -347,6 +382,17 @@ WHEN_TO_USE = {
     "cldice_loss": "Thin, tubular or network-like structures (vessels, neurons, roads) whose "
                    "connectivity matters more than their volume.",
     "dice_cldice_loss": "Tubular structures: clDice for topology, Dice for volume, in one loss.",
+    "generalized_dice_focal_loss": "Classes of very different sizes and many easy pixels: the "
+                                   "volume-weighted Dice of Sudre et al. with a focal term.",
+    "hausdorff_dt_loss": "When boundary outliers matter (the Hausdorff distance is the metric): add "
+                         "it to Dice or cross-entropy; it costs a host distance transform per step.",
+    "skeleton_recall_loss": "Thin tubular structures (vessels, nerves, roads, cracks) whose "
+                            "connectivity breaks on a few missed elements; cheaper than clDice.",
+    "generalized_wasserstein_dice_loss": "Classes with a known similarity (tumour sub-regions, "
+                                         "anatomical hierarchies): mistakes between close classes "
+                                         "cost less.",
+    "topk_loss": "Hard elements drowned by easy ones (thin boundaries, small structures): the "
+                 "cross-entropy of the hardest k percent only, as in nnU-Net.",
 }
 
 _ARXIV = "https://arxiv.org/abs/"
@@ -441,6 +487,30 @@ REFERENCES = {
     "dice_cldice_loss": [
         ("Shit et al., \"clDice - a novel topology-preserving loss function ...\", CVPR 2021",
          _ARXIV + "2003.07311"),
+    ],
+    "generalized_dice_focal_loss": [
+        ("Sudre et al., \"Generalised Dice overlap as a deep learning loss function for highly "
+         "unbalanced segmentations\", DLMIA 2017", _ARXIV + "1707.03237"),
+        ("Lin et al., \"Focal loss for dense object detection\", ICCV 2017", _ARXIV + "1708.02002"),
+    ],
+    "hausdorff_dt_loss": [
+        ("Karimi & Salcudean, \"Reducing the Hausdorff distance in medical image segmentation with "
+         "convolutional neural networks\", IEEE Transactions on Medical Imaging, 2019",
+         _ARXIV + "1904.10030"),
+    ],
+    "skeleton_recall_loss": [
+        ("Kirchhoff et al., \"Skeleton recall loss for connectivity conserving and resource "
+         "efficient segmentation of thin tubular structures\", ECCV 2024", _ARXIV + "2404.03010"),
+    ],
+    "generalized_wasserstein_dice_loss": [
+        ("Fidon et al., \"Generalised Wasserstein Dice score for imbalanced multi-class "
+         "segmentation using holistic convolutional networks\", BrainLes 2017", _ARXIV + "1707.00478"),
+    ],
+    "topk_loss": [
+        ("Wu, Shen & van den Hengel, \"Bridging category-level and instance-level semantic image "
+         "segmentation\", 2016", _ARXIV + "1605.06885"),
+        ("Isensee et al., \"nnU-Net\", Nature Methods, 2021 (`TopKLoss`)",
+         "https://doi.org/10.1038/s41592-020-01008-z"),
     ],
 }
 

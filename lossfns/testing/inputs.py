@@ -5,7 +5,8 @@ class). Labels are uniform over the classes (0/1 for one class), one-hot unless 
 sparse. A loss with ``target_kind="distance_maps"`` (the boundary loss) gets signed distance
 maps of those labels from :func:`lossfns.signed_distance_maps` (standard normal floats where
 that function, SciPy or a spatial axis is missing: the loss is linear in them, so any floats
-test the same arithmetic). A loss with ``logits_only`` (the Lovász hinge) always gets the
+test the same arithmetic); one with ``target_kind="skeletons"`` their tubed skeletons from
+:func:`lossfns.tubed_skeletons` (the labels themselves without scikit-image). A loss with ``logits_only`` (the Lovász hinge) always gets the
 logits. Every array is stored in the run's dtype (labels as int64).
 """
 
@@ -29,7 +30,7 @@ WORKER_BYTES_PER_ELEMENT = 160
 class Case(NamedTuple):
     """What one loss is fed: array names (keys of :func:`make_arrays`) and options."""
 
-    target: str  # "labels" or "distance_maps"
+    target: str  # "labels", "skeletons" or "distance_maps"
     prediction: str  # "probabilities" or "logits"
     options: dict
 
@@ -66,6 +67,28 @@ def _distance_maps(labels, settings: Settings, rng):
     return rng.normal(size=tuple(settings.shape) + (settings.classes,))
 
 
+def _skeletons(labels, settings: Settings):
+    """The labels' tubed skeletons (:func:`lossfns.tubed_skeletons`), or the labels where
+    scikit-image or two or three spatial axes are missing: any label map tests the same sums."""
+    import lossfns
+
+    if len(settings.shape) in (3, 4):  # batch plus 2 or 3 spatial axes
+        try:
+            return lossfns.tubed_skeletons(labels)
+        except ImportError:  # scikit-image missing
+            pass
+    return labels
+
+
+def _label_map(indices, settings: Settings):
+    """Class indices as the run lays labels out: sparse, a 0/1 map for one class, or one-hot."""
+    if settings.sparse:
+        return indices.astype(np.int64)
+    if settings.classes == 1:
+        return indices[..., None].astype(settings.dtype)
+    return np.eye(settings.classes, dtype=settings.dtype)[indices]
+
+
 def make_arrays(settings: Settings, cases) -> dict:
     """``{name: array}`` for every name the ``cases`` use, in the run's dtype."""
     rng = np.random.default_rng(settings.seed)
@@ -77,12 +100,9 @@ def make_arrays(settings: Settings, cases) -> dict:
     if "probabilities" in used:
         probs = 1.0 / (1.0 + np.exp(-logits)) if settings.classes == 1 else _softmax(logits)
         arrays["probabilities"] = probs.astype(settings.dtype)
-    if settings.sparse:
-        arrays["labels"] = labels.astype(np.int64)
-    elif settings.classes == 1:
-        arrays["labels"] = labels[..., None].astype(settings.dtype)
-    else:
-        arrays["labels"] = np.eye(settings.classes, dtype=settings.dtype)[labels]
+    arrays["labels"] = _label_map(labels, settings)
+    if "skeletons" in used:
+        arrays["skeletons"] = _label_map(np.asarray(_skeletons(labels, settings)), settings)
     if "distance_maps" in used:
         arrays["distance_maps"] = np.asarray(_distance_maps(labels, settings, rng)).astype(settings.dtype)
     return {name: arrays[name] for name in sorted(used)}
