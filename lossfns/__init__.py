@@ -30,6 +30,7 @@ from .region import (
     tversky_loss,
 )
 from .skeleton import skeleton_recall_loss, tubed_skeletons
+from .topk import topk_loss
 from .unified_focal import (
     asymmetric_focal_loss,
     asymmetric_focal_tversky_loss,
@@ -38,6 +39,7 @@ from .unified_focal import (
     symmetric_focal_tversky_loss,
     symmetric_unified_focal_loss,
 )
+from .wasserstein import generalized_wasserstein_dice_loss
 
 __version__ = "0.1.0"
 
@@ -63,6 +65,7 @@ __all__ = [
     "focal_tversky_loss",
     "generalized_dice_focal_loss",
     "generalized_dice_loss",
+    "generalized_wasserstein_dice_loss",
     "hausdorff_dt_loss",
     "hybrid_focal_loss",
     "iou_loss",
@@ -76,6 +79,7 @@ __all__ = [
     "symmetric_focal_loss",
     "symmetric_focal_tversky_loss",
     "symmetric_unified_focal_loss",
+    "topk_loss",
     "tubed_skeletons",
     "tversky_loss",
 ]

@@ -16,12 +16,14 @@ from typing import Callable
 from .domains import Domain
 
 from . import compound, dice_ce, distribution, region, unified_focal
-from . import boundary, cldice, generalized_dice, hausdorff, lovasz, mcc, skeleton
+from . import boundary, cldice, generalized_dice, hausdorff, lovasz, mcc, skeleton, topk, wasserstein
 from . import validation as v
 
 #: Per-call arguments: arrays and the distributed hook the adapters fill in, never
 #: constructor options of an adapter.
 PER_CALL = ("mask", "all_reduce")
+#: The default of a hyperparameter that has none (its signature says so).
+REQUIRED = inspect.Parameter.empty
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class LossSpec:
       host_step: part of the loss runs on the host (distance transforms): it traces under
         ``jax.jit`` and ``tf.function`` through callbacks, but ``torch.compile`` needs a
         graph break there and TensorFlow's XLA cannot compile it.
+      examples: ``examples(num_classes)`` gives valid values of the hyperparameters that
+        have no default (the Wasserstein Dice's ``distance_matrix``), for the parity run,
+        the docs and the generic tests.
     """
 
     name: str
@@ -61,6 +66,7 @@ class LossSpec:
     logits_only: bool = False
     additive: bool = True
     host_step: bool = False
+    examples: Callable[[int], dict] | None = None
 
     @property
     def takes_labels(self) -> bool:
@@ -80,8 +86,17 @@ class LossSpec:
 
     @property
     def defaults(self) -> dict:
-        """Hyperparameters with their defaults."""
-        return {h.name: h.default for h in self.hyperparameters}
+        """Hyperparameters with their defaults (the required ones left out)."""
+        return {h.name: h.default for h in self.hyperparameters if h.default is not REQUIRED}
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Hyperparameters without a default, which every call must pass."""
+        return tuple(h.name for h in self.hyperparameters if h.default is REQUIRED)
+
+    def example_arguments(self, num_classes: int) -> dict:
+        """Valid values of :attr:`required` for an input of ``num_classes`` classes."""
+        return {} if self.examples is None else self.examples(num_classes)
 
     @property
     def options(self) -> dict:
@@ -156,6 +171,9 @@ LOSSES: tuple[LossSpec, ...] = (
     _spec(cldice.dice_cldice_loss, class_name="DiceClDiceLoss"),
     _spec(hausdorff.hausdorff_dt_loss, class_name="HausdorffDTLoss", host_step=True),
     _spec(skeleton.skeleton_recall_loss, target_kind="skeletons"),
+    _spec(wasserstein.generalized_wasserstein_dice_loss,
+          examples=lambda classes: {"distance_matrix": wasserstein.example_distance_matrix(classes)}),
+    _spec(topk.topk_loss, class_name="TopKLoss", additive=False),
 )
 
 _BY_NAME = {spec.name: spec for spec in LOSSES}
@@ -178,4 +196,4 @@ def class_names(spec: LossSpec) -> tuple[str, ...]:
     return (spec.class_name,) + tuple(ALIAS_CLASS_NAMES[a] for a in spec.aliases)
 
 
-__all__ = ["LOSSES", "Hyperparameter", "LossSpec", "class_names", "get"]
+__all__ = ["LOSSES", "REQUIRED", "Hyperparameter", "LossSpec", "class_names", "get"]

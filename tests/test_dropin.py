@@ -258,3 +258,31 @@ def test_generalized_dice_focal_is_its_two_parts(xp):
                                                     include_background=False)
                 + 0.4 * lossfns.categorical_focal_loss(labels, logits, from_logits=True, gamma=1.5))
     np.testing.assert_allclose(xp.to_numpy(got), expected, rtol=1e-10)
+
+
+# --- nnU-Net with an ignore label ------------------------------------------------------------
+
+
+def test_nnunet_dice_and_ce_with_an_ignore_label():
+    """nnU-Net's ``DC_and_CE_loss(ignore_label=I, batch_dice=False)`` averages its CE over
+    the labelled voxels of the whole batch, not per sample: it is our Dice part per sample
+    (``batch=False``, mean over the batch) plus our CE part with ``batch=True`` (SPEC §21,
+    documented, not copied; nnU-Net returns ``-DSC``, ours ``1 - DSC``)."""
+    compound = pytest.importorskip("nnunetv2.training.loss.compound_losses")
+    from nnunetv2.training.loss.dice import SoftDiceLoss
+
+    rng = np.random.default_rng(17)
+    logits = torch.tensor(rng.normal(size=(3, 4, 6, 5)))
+    labels = rng.integers(0, 4, size=(3, 6, 5))
+    labels[rng.uniform(size=labels.shape) < 0.25] = 255
+    labels[1, :3] = 255  # the samples hold different numbers of labelled voxels
+    target = torch.tensor(labels)
+    nnunet = compound.DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False}, {},
+                                     ignore_label=255, dice_class=SoftDiceLoss)
+    theirs = nnunet(logits, target[:, None].double())
+    options = dict(class_axis=1, from_logits=True, ignore_index=255)
+    dice = lossfns.dice_loss(target, logits, include_background=False, epsilon=0.5e-5, **options).mean()
+    ce = lossfns.categorical_crossentropy(target, logits, batch=True, **options)
+    np.testing.assert_allclose(float(theirs), float(dice - 1.0 + ce), rtol=1e-7)  # nnU-Net: 1.5e-9 apart
+    per_sample_ce = lossfns.categorical_crossentropy(target, logits, **options).mean()
+    assert abs(float(per_sample_ce) - float(ce)) > 1e-3  # the per-sample mean is another number
