@@ -13,20 +13,22 @@ import inspect
 import textwrap
 
 from lossfns import validation as v
-from lossfns.registry import LossSpec
+from lossfns.registry import REQUIRED, LossSpec
 
 
 def parameter_defaults(spec: LossSpec, **option_defaults) -> dict:
     """Hyperparameters then options of ``spec`` with their defaults.
 
     ``option_defaults`` replaces an option's default for one framework (the torch adapter
-    uses ``class_axis=1``).
+    uses ``class_axis=1``). A required hyperparameter (``distance_matrix``) has the value
+    :data:`~lossfns.registry.REQUIRED`, which the generated signatures show as no default.
     """
     options = spec.options
     unknown = set(option_defaults) - set(options)
     if unknown:
         raise ValueError(f"{spec.name} has no option(s) {', '.join(sorted(unknown))}")
-    return {**spec.defaults, **options, **option_defaults}
+    hyperparameters = {h.name: h.default for h in spec.hyperparameters}
+    return {**hyperparameters, **options, **option_defaults}
 
 
 def resolve(spec: LossSpec, defaults: dict, given: dict) -> dict:
@@ -37,7 +39,11 @@ def resolve(spec: LossSpec, defaults: dict, given: dict) -> dict:
     adapters then call the core's :attr:`~lossfns.registry.LossSpec.unchecked` function,
     which checks only what depends on the arrays.
     """
-    return spec.validate(**{**defaults, **given})
+    arguments = {**defaults, **given}
+    missing = [name for name, value in arguments.items() if value is REQUIRED]
+    if missing:
+        raise TypeError(f"{spec.name} needs the argument(s) {', '.join(missing)} (no default)")
+    return spec.validate(**arguments)
 
 
 def check_distributed(spec: LossSpec, argument: str, value, *, batch: bool, unit: str) -> None:
@@ -72,12 +78,17 @@ def keyword_signature(defaults: dict, *, extra: dict, positional: tuple = (),
 
     ``leading`` are required parameters (``self``; a function's arrays). ``positional`` names
     the parameters (a prefix of ``defaults``) that may also be passed by position, as
-    tensorflow-mri allows for its hyperparameters.
+    tensorflow-mri allows for its hyperparameters. A default of
+    :data:`~lossfns.registry.REQUIRED` makes the parameter required; one that follows a
+    parameter with a default is keyword-only, as are all after it.
     """
     kind = inspect.Parameter
     parameters = [kind(name, kind.POSITIONAL_OR_KEYWORD) for name in leading]
+    by_position, seen_default = True, False
     for name, default in {**defaults, **extra}.items():
-        style = kind.POSITIONAL_OR_KEYWORD if name in positional else kind.KEYWORD_ONLY
+        by_position = by_position and name in positional and not (default is REQUIRED and seen_default)
+        seen_default = seen_default or default is not REQUIRED
+        style = kind.POSITIONAL_OR_KEYWORD if by_position else kind.KEYWORD_ONLY
         parameters.append(kind(name, style, default=default))
     return inspect.Signature(parameters)
 
@@ -120,7 +131,10 @@ def docstring(spec: LossSpec, *, framework: str, calling: str, defaults: dict, e
       defaults: the hyperparameters and options with this adapter's defaults.
       extra: the adapter's own arguments (reduction, name, ...), one per line.
     """
-    hyper = ", ".join(f"``{h.name}={defaults[h.name]!r}``" for h in spec.hyperparameters) or "none"
+    hyper = ", ".join(
+        f"``{h.name}`` (required)" if defaults[h.name] is REQUIRED else f"``{h.name}={defaults[h.name]!r}``"
+        for h in spec.hyperparameters
+    ) or "none"
     options = ", ".join(f"``{n}={defaults[n]!r}``" for n in spec.options)
     paragraphs = [
         f"{framework} adapter of :func:`lossfns.{spec.name}`, which documents the formula, "

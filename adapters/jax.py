@@ -20,6 +20,8 @@ loss of the global batch.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 
@@ -28,6 +30,9 @@ from lossfns.deep_supervision import level_weights, supervised_levels
 from lossfns.registry import LossSpec
 
 from . import _common
+
+if TYPE_CHECKING:
+    from jax.typing import ArrayLike
 
 
 def _compiled_core(spec: LossSpec):
@@ -44,7 +49,8 @@ def _make_function(spec: LossSpec, name: str):
     defaults = _common.parameter_defaults(spec)
     compiled = _compiled_core(spec)
 
-    def loss(predictions, targets, *, mask=None, axis_name=None, **options):
+    def loss(predictions: ArrayLike, targets: ArrayLike, *, mask: ArrayLike | None = None,
+             axis_name: Hashable | None = None, **options: Any) -> jax.Array:
         values = _common.resolve(spec, defaults, options)
         _common.check_distributed(spec, "axis_name", axis_name, batch=values["batch"], unit="shard")
         if values["validate"]:
@@ -89,7 +95,9 @@ def _generate(namespace: dict) -> list:
     return names
 
 
-def deep_supervision(loss, predictions, targets, *, weights=None, mask=None, **options):
+def deep_supervision(loss: Callable[..., jax.Array], predictions: Sequence[ArrayLike], targets: ArrayLike, *,
+                     weights: str | Sequence[float] | None = None, mask: ArrayLike | None = None,
+                     **options: Any) -> jax.Array:
     """A loss of this module summed over the outputs of a deeply supervised network (docs: Concepts › Deep supervision).
 
     ``predictions`` is a list or tuple, highest resolution first; output ``i`` is scored by

@@ -51,6 +51,9 @@ the gradient of a replica's local ``y_pred`` is exactly the slice of the single-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -130,7 +133,8 @@ class RegistryLoss(keras.losses.Loss):
     options_spec: LossSpec | None = None
     default_name: str | None = None
 
-    def __init__(self, *, reduction="sum_over_batch_size", name=None, dtype=None, **arguments):
+    def __init__(self, *, reduction: str | None = "sum_over_batch_size", name: str | None = None, dtype: Any = None,
+                 **arguments: Any) -> None:
         spec = self.spec or self.options_spec
         if spec is None:
             raise TypeError(f"{type(self).__name__} is abstract; use one of the generated loss classes")
@@ -143,7 +147,7 @@ class RegistryLoss(keras.losses.Loss):
             setattr(self, key, value)
 
     @property
-    def arguments(self) -> dict:
+    def arguments(self) -> dict[str, Any]:
         """The hyperparameters and options this loss passes to the core."""
         return {key: getattr(self, key) for key in self._argument_names}
 
@@ -183,16 +187,17 @@ class RegistryLoss(keras.losses.Loss):
         all_reduce_sum.replicas = context.num_replicas_in_sync
         return all_reduce_sum
 
-    def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
+    def per_sample(self, y_true: Any, y_pred: Any, mask: Any | None = None,
+                   all_reduce: Callable[[Any], Any] | None = None) -> Any:
         """The core's per-sample losses of backend tensors; ``mask`` holds element weights."""
         return self.spec.unchecked(y_true, y_pred, mask=mask, all_reduce=all_reduce, **self.arguments)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: Any, y_pred: Any) -> Any:
         """Per-sample losses ``[batch]`` (``[]`` with ``batch=True``: of the global batch
         under ``tf.distribute``), before the reduction."""
         return self.per_sample(*self._tensors(y_true, y_pred), all_reduce=self._replica_sum())
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any:
         with keras.name_scope(self.name):
             y_true, y_pred = self._tensors(y_true, y_pred)
             mask = None
@@ -214,7 +219,7 @@ class RegistryLoss(keras.losses.Loss):
                 loss = ops.multiply(loss, ops.cast(1.0 / all_reduce.replicas, loss.dtype))
             return loss
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "dtype": self._dtype_policy.name, **self.arguments}
 
 
@@ -235,16 +240,17 @@ class ConfusionLoss(RegistryLoss):
 
     options_spec = LossSpec("region_loss", region_loss, "region", "ConfusionLoss")
 
-    def __init__(self, **arguments):
+    def __init__(self, **arguments: Any) -> None:
         if self.spec is None and type(self).class_loss is ConfusionLoss.class_loss:
             raise TypeError(f"{type(self).__name__} is abstract: implement class_loss(tp, fp, fn)")
         super().__init__(**arguments)
 
-    def class_loss(self, tp, fp, fn):
+    def class_loss(self, tp: Any, fp: Any, fn: Any) -> Any:
         """Loss per sample and class from the soft counts, each ``[batch, classes]``."""
         raise NotImplementedError
 
-    def per_sample(self, y_true, y_pred, mask=None, all_reduce=None):
+    def per_sample(self, y_true: Any, y_pred: Any, mask: Any | None = None,
+                   all_reduce: Callable[[Any], Any] | None = None) -> Any:
         if self.spec is not None:
             return super().per_sample(y_true, y_pred, mask, all_reduce)
         return region_loss.unchecked(y_true, y_pred, self.class_loss, mask=mask, all_reduce=all_reduce,

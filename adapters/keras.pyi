@@ -31,12 +31,17 @@ __all__ = [
     'DiceCELoss',
     'DiceFocalLoss',
     'GeneralizedDiceLoss',
+    'GeneralizedDiceFocalLoss',
     'MCCLoss',
     'LovaszSoftmaxLoss',
     'LovaszHingeLoss',
     'BoundaryLoss',
     'ClDiceLoss',
     'DiceClDiceLoss',
+    'HausdorffDTLoss',
+    'SkeletonRecallLoss',
+    'GeneralizedWassersteinDiceLoss',
+    'TopKLoss',
 ]
 
 
@@ -54,12 +59,25 @@ class RegistryLoss(keras.losses.Loss):
     spec: LossSpec | None
     options_spec: LossSpec | None
     default_name: str | None
-    def __init__(self, *, reduction: str | None = 'sum_over_batch_size', name: str | None = None, dtype: Any = None, **arguments: Any) -> None: ...
+    def __init__(
+        self,
+        *,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = None,
+        dtype: Any = None,
+        **arguments: Any,
+    ) -> None: ...
     @property
     def arguments(self) -> dict[str, Any]: ...
-    def per_sample(self, y_true: Any, y_pred: Any, mask: Any | None = None, all_reduce: Callable[[Any], Any] | None = None) -> Any: ...
+    def per_sample(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        mask: Any | None = None,
+        all_reduce: Callable[[Any], Any] | None = None,
+    ) -> Any: ...
     def call(self, y_true: Any, y_pred: Any) -> Any: ...
-    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any: ...
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any | None = None) -> Any: ...
     def get_config(self) -> dict[str, Any]: ...
 
 class ConfusionLoss(RegistryLoss):
@@ -78,7 +96,13 @@ class ConfusionLoss(RegistryLoss):
     """
     def __init__(self, **arguments: Any) -> None: ...
     def class_loss(self, tp: Any, fp: Any, fn: Any) -> Any: ...
-    def per_sample(self, y_true: Any, y_pred: Any, mask: Any | None = None, all_reduce: Callable[[Any], Any] | None = None) -> Any: ...
+    def per_sample(
+        self,
+        y_true: Any,
+        y_pred: Any,
+        mask: Any | None = None,
+        all_reduce: Callable[[Any], Any] | None = None,
+    ) -> Any: ...
 
 class TverskyLoss(ConfusionLoss):
     r"""Tversky loss (Salehi et al. 2017).
@@ -105,7 +129,26 @@ class TverskyLoss(ConfusionLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='tversky_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float = 0.3, beta: float = 0.7, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'tversky_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        alpha: float = 0.3,
+        beta: float = 0.7,
+        epsilon: float | tuple[float, float] = 1e-05,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'tversky_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class FocalTverskyLoss(ConfusionLoss):
     r"""Focal Tversky loss (Abraham & Khan 2019, in tensorflow-mri's notation).
@@ -136,7 +179,27 @@ class FocalTverskyLoss(ConfusionLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='focal_tversky_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float = 0.3, beta: float = 0.7, gamma: float = 0.75, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'focal_tversky_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        alpha: float = 0.3,
+        beta: float = 0.7,
+        gamma: float = 0.75,
+        epsilon: float | tuple[float, float] = 1e-05,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'focal_tversky_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class F1Loss(ConfusionLoss):
     r"""F1 (Dice) loss.
@@ -145,8 +208,11 @@ class F1Loss(ConfusionLoss):
         L = 1 - \frac{TP + \epsilon}{TP + \tfrac12 FP + \tfrac12 FN + \epsilon}
           = 1 - \frac{2\,TP + 2\epsilon}{2\,TP + FP + FN + 2\epsilon}
 
-    per class, combined by ``average``. MONAI's ``DiceLoss(smooth_nr=s, smooth_dr=s)``
-    equals this with ``epsilon = s / 2``. Arguments and shapes as in :func:`focal_tversky_loss`.
+    per class, combined by ``average``. MONAI's ``DiceLoss(smooth_nr=a, smooth_dr=b)``
+    equals this with ``epsilon = (a / 2, b / 2)``, and with ``squared_pred=True`` its
+    ``squared_pred=True``: ``FP`` and ``FN`` become ``Σ m·p² - TP`` and ``Σ m·y² - TP``.
+    Arguments and shapes as in :func:`focal_tversky_loss`; ``average="none"`` gives the
+    per-class losses ``[batch, kept classes]``.
 
     Keras adapter of :func:`lossfns.f1_loss`, which documents the formula, the shapes and
     every option.
@@ -154,7 +220,7 @@ class F1Loss(ConfusionLoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): ``epsilon=1e-05``.
+    Hyperparameters (defaults): ``epsilon=1e-05``, ``squared_pred=False``.
 
     Options (defaults): ``average='macro'``, ``class_weights=None``,
     ``include_background=True``, ``background_index=0``, ``soft_label=False``,
@@ -164,7 +230,25 @@ class F1Loss(ConfusionLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='f1_loss'``, ``dtype=None``
     (see :class:`RegistryLoss`).
     """
-    def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'f1_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        epsilon: float | tuple[float, float] = 1e-05,
+        squared_pred: bool = False,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'f1_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class DiceLoss(F1Loss):
     r"""F1 (Dice) loss.
@@ -173,8 +257,11 @@ class DiceLoss(F1Loss):
         L = 1 - \frac{TP + \epsilon}{TP + \tfrac12 FP + \tfrac12 FN + \epsilon}
           = 1 - \frac{2\,TP + 2\epsilon}{2\,TP + FP + FN + 2\epsilon}
 
-    per class, combined by ``average``. MONAI's ``DiceLoss(smooth_nr=s, smooth_dr=s)``
-    equals this with ``epsilon = s / 2``. Arguments and shapes as in :func:`focal_tversky_loss`.
+    per class, combined by ``average``. MONAI's ``DiceLoss(smooth_nr=a, smooth_dr=b)``
+    equals this with ``epsilon = (a / 2, b / 2)``, and with ``squared_pred=True`` its
+    ``squared_pred=True``: ``FP`` and ``FN`` become ``Σ m·p² - TP`` and ``Σ m·y² - TP``.
+    Arguments and shapes as in :func:`focal_tversky_loss`; ``average="none"`` gives the
+    per-class losses ``[batch, kept classes]``.
 
     Keras adapter of :func:`lossfns.f1_loss`, which documents the formula, the shapes and
     every option.
@@ -182,7 +269,7 @@ class DiceLoss(F1Loss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): ``epsilon=1e-05``.
+    Hyperparameters (defaults): ``epsilon=1e-05``, ``squared_pred=False``.
 
     Options (defaults): ``average='macro'``, ``class_weights=None``,
     ``include_background=True``, ``background_index=0``, ``soft_label=False``,
@@ -192,7 +279,25 @@ class DiceLoss(F1Loss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        epsilon: float | tuple[float, float] = 1e-05,
+        squared_pred: bool = False,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'dice_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class IoULoss(ConfusionLoss):
     r"""IoU (Jaccard) loss.
@@ -200,7 +305,9 @@ class IoULoss(ConfusionLoss):
     .. math::
         L = 1 - \frac{TP + \epsilon}{TP + FP + FN + \epsilon}
 
-    per class, combined by ``average``. Arguments and shapes as in :func:`focal_tversky_loss`.
+    per class, combined by ``average``. MONAI's ``DiceLoss(jaccard=True, smooth_nr=a,
+    smooth_dr=b)`` equals this with ``epsilon = (a / 2, b / 2)`` (it doubles TP and the
+    union), with ``squared_pred`` as in :func:`f1_loss`. Arguments and shapes as in :func:`focal_tversky_loss`.
 
     Keras adapter of :func:`lossfns.iou_loss`, which documents the formula, the shapes and
     every option.
@@ -208,7 +315,7 @@ class IoULoss(ConfusionLoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): ``epsilon=1e-05``.
+    Hyperparameters (defaults): ``epsilon=1e-05``, ``squared_pred=False``.
 
     Options (defaults): ``average='macro'``, ``class_weights=None``,
     ``include_background=True``, ``background_index=0``, ``soft_label=False``,
@@ -218,7 +325,25 @@ class IoULoss(ConfusionLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='iou_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'iou_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        epsilon: float | tuple[float, float] = 1e-05,
+        squared_pred: bool = False,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'iou_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class JaccardLoss(IoULoss):
     r"""IoU (Jaccard) loss.
@@ -226,7 +351,9 @@ class JaccardLoss(IoULoss):
     .. math::
         L = 1 - \frac{TP + \epsilon}{TP + FP + FN + \epsilon}
 
-    per class, combined by ``average``. Arguments and shapes as in :func:`focal_tversky_loss`.
+    per class, combined by ``average``. MONAI's ``DiceLoss(jaccard=True, smooth_nr=a,
+    smooth_dr=b)`` equals this with ``epsilon = (a / 2, b / 2)`` (it doubles TP and the
+    union), with ``squared_pred`` as in :func:`f1_loss`. Arguments and shapes as in :func:`focal_tversky_loss`.
 
     Keras adapter of :func:`lossfns.iou_loss`, which documents the formula, the shapes and
     every option.
@@ -234,7 +361,7 @@ class JaccardLoss(IoULoss):
     Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
     classes]``.
 
-    Hyperparameters (defaults): ``epsilon=1e-05``.
+    Hyperparameters (defaults): ``epsilon=1e-05``, ``squared_pred=False``.
 
     Options (defaults): ``average='macro'``, ``class_weights=None``,
     ``include_background=True``, ``background_index=0``, ``soft_label=False``,
@@ -244,7 +371,25 @@ class JaccardLoss(IoULoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='jaccard_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'jaccard_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        epsilon: float | tuple[float, float] = 1e-05,
+        squared_pred: bool = False,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'jaccard_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class BinaryCrossentropy(RegistryLoss):
     r"""Binary cross-entropy, averaged over channels and elements.
@@ -269,7 +414,19 @@ class BinaryCrossentropy(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='binary_crossentropy'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'binary_crossentropy', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        *,
+        class_axis: int = -1,
+        from_logits: bool | Literal['sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'binary_crossentropy',
+        dtype: Any = None,
+    ) -> None: ...
 
 class CategoricalCrossentropy(RegistryLoss):
     r"""Categorical cross-entropy, averaged over elements.
@@ -295,7 +452,19 @@ class CategoricalCrossentropy(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``,
     ``name='categorical_crossentropy'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'categorical_crossentropy', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        *,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'categorical_crossentropy',
+        dtype: Any = None,
+    ) -> None: ...
 
 class BinaryFocalLoss(RegistryLoss):
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
@@ -321,7 +490,21 @@ class BinaryFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='binary_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'binary_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        alpha: float | None = 0.25,
+        gamma: float = 2.0,
+        label_smoothing: float = 0.0,
+        *,
+        class_axis: int = -1,
+        from_logits: bool | Literal['sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'binary_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class CategoricalFocalLoss(RegistryLoss):
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
@@ -343,7 +526,21 @@ class CategoricalFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='categorical_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, label_smoothing: float = 0.0, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'categorical_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        alpha: float | Sequence[float] | None = None,
+        gamma: float = 2.0,
+        label_smoothing: float = 0.0,
+        *,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'categorical_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class ComboLoss(RegistryLoss):
     r"""Combo loss (Taghanaki et al. 2019): weighted cross-entropy minus the Dice coefficient.
@@ -372,7 +569,23 @@ class ComboLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='combo_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float = 0.5, beta: float = 0.5, epsilon: float = 1e-05, *, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'combo_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        beta: float = 0.5,
+        epsilon: float | tuple[float, float] = 1e-05,
+        *,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'combo_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class HybridFocalLoss(RegistryLoss):
     r"""Hybrid focal loss (Yeung et al. 2021): categorical focal plus focal Tversky.
@@ -400,7 +613,26 @@ class HybridFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='hybrid_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, weight: float = 0.5, focal_alpha: float | Sequence[float] | None = None, focal_gamma: float = 2.0, tversky_alpha: float = 0.3, tversky_beta: float = 0.7, tversky_gamma: float = 0.75, epsilon: float = 1e-05, *, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'hybrid_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        weight: float = 0.5,
+        focal_alpha: float | Sequence[float] | None = None,
+        focal_gamma: float = 2.0,
+        tversky_alpha: float = 0.3,
+        tversky_beta: float = 0.7,
+        tversky_gamma: float = 0.75,
+        epsilon: float | tuple[float, float] = 1e-05,
+        *,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'hybrid_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class SymmetricFocalLoss(RegistryLoss):
     r"""Symmetric focal loss: the focal factor on every class.
@@ -425,7 +657,21 @@ class SymmetricFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='symmetric_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, delta: float = 0.7, gamma: float = 2.0, *, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'symmetric_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        delta: float = 0.7,
+        gamma: float = 2.0,
+        *,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'symmetric_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class AsymmetricFocalLoss(RegistryLoss):
     r"""Asymmetric focal loss: the focal factor suppresses the background only.
@@ -450,7 +696,21 @@ class AsymmetricFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='asymmetric_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, delta: float = 0.7, gamma: float = 2.0, *, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'asymmetric_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        delta: float = 0.7,
+        gamma: float = 2.0,
+        *,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'asymmetric_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class SymmetricFocalTverskyLoss(RegistryLoss):
     r"""Symmetric focal Tversky loss: the focal exponent on every class.
@@ -472,7 +732,23 @@ class SymmetricFocalTverskyLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``,
     ``name='symmetric_focal_tversky_loss'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, delta: float = 0.7, gamma: float = 0.75, epsilon: float = 1e-07, *, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'symmetric_focal_tversky_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        delta: float = 0.7,
+        gamma: float = 0.75,
+        epsilon: float | tuple[float, float] = 1e-07,
+        *,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'symmetric_focal_tversky_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class AsymmetricFocalTverskyLoss(RegistryLoss):
     r"""Asymmetric focal Tversky loss: focal enhancement of the rare classes only.
@@ -496,7 +772,23 @@ class AsymmetricFocalTverskyLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``,
     ``name='asymmetric_focal_tversky_loss'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, delta: float = 0.7, gamma: float = 0.75, epsilon: float = 1e-07, *, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'asymmetric_focal_tversky_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        delta: float = 0.7,
+        gamma: float = 0.75,
+        epsilon: float | tuple[float, float] = 1e-07,
+        *,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'asymmetric_focal_tversky_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class SymmetricUnifiedFocalLoss(RegistryLoss):
     r"""Symmetric Unified Focal loss (Yeung et al. 2022, eq. 19).
@@ -523,7 +815,24 @@ class SymmetricUnifiedFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``,
     ``name='symmetric_unified_focal_loss'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, epsilon: float = 1e-07, *, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'symmetric_unified_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        weight: float = 0.5,
+        delta: float = 0.6,
+        gamma: float = 0.5,
+        epsilon: float | tuple[float, float] = 1e-07,
+        *,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'symmetric_unified_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class AsymmetricUnifiedFocalLoss(RegistryLoss):
     r"""Asymmetric Unified Focal loss (Yeung et al. 2022, eq. 22).
@@ -550,7 +859,24 @@ class AsymmetricUnifiedFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``,
     ``name='asymmetric_unified_focal_loss'``, ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, weight: float = 0.5, delta: float = 0.6, gamma: float = 0.5, epsilon: float = 1e-07, *, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'asymmetric_unified_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        weight: float = 0.5,
+        delta: float = 0.6,
+        gamma: float = 0.5,
+        epsilon: float | tuple[float, float] = 1e-07,
+        *,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'asymmetric_unified_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class DiceCELoss(RegistryLoss):
     r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
@@ -573,7 +899,7 @@ class DiceCELoss(RegistryLoss):
     classes]``.
 
     Hyperparameters (defaults): ``ce_weight=1.0``, ``dice_weight=1.0``, ``epsilon=1e-05``,
-    ``label_smoothing=0.0``.
+    ``label_smoothing=0.0``, ``ce_class_weights=None``, ``squared_pred=False``.
 
     Options (defaults): ``average='macro'``, ``class_weights=None``,
     ``include_background=True``, ``background_index=0``, ``soft_label=False``,
@@ -583,7 +909,29 @@ class DiceCELoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_ce_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_ce_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        ce_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        epsilon: float | tuple[float, float] = 1e-05,
+        label_smoothing: float = 0.0,
+        ce_class_weights: Sequence[float] | None = None,
+        squared_pred: bool = False,
+        *,
+        average: Literal['macro', 'micro', 'weighted'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'dice_ce_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class DiceFocalLoss(RegistryLoss):
     r"""Dice loss plus focal loss.
@@ -606,7 +954,7 @@ class DiceFocalLoss(RegistryLoss):
     classes]``.
 
     Hyperparameters (defaults): ``focal_weight=1.0``, ``dice_weight=1.0``, ``alpha=None``,
-    ``gamma=2.0``, ``epsilon=1e-05``, ``label_smoothing=0.0``.
+    ``gamma=2.0``, ``epsilon=1e-05``, ``label_smoothing=0.0``, ``squared_pred=False``.
 
     Options (defaults): ``average='macro'``, ``class_weights=None``,
     ``include_background=True``, ``background_index=0``, ``soft_label=False``,
@@ -616,7 +964,30 @@ class DiceFocalLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_focal_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, focal_weight: float = 1.0, dice_weight: float = 1.0, alpha: float | Sequence[float] | None = None, gamma: float = 2.0, epsilon: float = 1e-05, label_smoothing: float = 0.0, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_focal_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        focal_weight: float = 1.0,
+        dice_weight: float = 1.0,
+        alpha: float | Sequence[float] | None = None,
+        gamma: float = 2.0,
+        epsilon: float | tuple[float, float] = 1e-05,
+        label_smoothing: float = 0.0,
+        squared_pred: bool = False,
+        *,
+        average: Literal['macro', 'micro', 'weighted'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'dice_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class GeneralizedDiceLoss(RegistryLoss):
     r"""Generalized Dice loss (Sudre et al. 2017), classes summed inside one ratio.
@@ -647,7 +1018,78 @@ class GeneralizedDiceLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='generalized_dice_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, weighting: Literal["square", "simple", "uniform"] = 'square', epsilon: float = 1e-05, *, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'generalized_dice_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        weighting: Literal['square', 'simple', 'uniform'] = 'square',
+        epsilon: float | tuple[float, float] = 1e-05,
+        *,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'generalized_dice_loss',
+        dtype: Any = None,
+    ) -> None: ...
+
+class GeneralizedDiceFocalLoss(RegistryLoss):
+    r"""Generalized Dice plus focal loss (MONAI's ``GeneralizedDiceFocalLoss``).
+
+    .. math::
+        L = w_{GDL}\,L_{GDL} + w_{FL}\,\mathrm{FL}(\alpha, \gamma)
+
+    ``L_GDL`` is :func:`~lossfns.generalized_dice_loss` (``weighting``, ``epsilon``,
+    ``include_background`` and ``soft_label`` act on it alone); ``FL`` is
+    :func:`~lossfns.categorical_focal_loss` over every class, or
+    :func:`~lossfns.binary_focal_loss` with a sigmoid (one channel, or
+    ``from_logits="sigmoid"``), as in :func:`~lossfns.dice_focal_loss`. The inputs are
+    prepared once. MONAI's focal part is a sigmoid focal loss even with ``softmax=True``:
+    ``GeneralizedDiceFocalLoss(sigmoid=True)`` equals this with ``from_logits="sigmoid"``
+    (averaged over the batch); with ``softmax=True`` only its Generalized Dice part matches.
+
+    Keras adapter of :func:`lossfns.generalized_dice_focal_loss`, which documents the
+    formula, the shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``gdl_weight=1.0``, ``focal_weight=1.0``,
+    ``weighting='square'``, ``gamma=2.0``, ``alpha=None``, ``epsilon=1e-05``,
+    ``label_smoothing=0.0``.
+
+    Options (defaults): ``include_background=True``, ``background_index=0``,
+    ``soft_label=False``, ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``,
+    ``name='generalized_dice_focal_loss'``, ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(
+        self,
+        gdl_weight: float = 1.0,
+        focal_weight: float = 1.0,
+        weighting: Literal['square', 'simple', 'uniform'] = 'square',
+        gamma: float = 2.0,
+        alpha: float | Sequence[float] | None = None,
+        epsilon: float | tuple[float, float] = 1e-05,
+        label_smoothing: float = 0.0,
+        *,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'generalized_dice_focal_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class MCCLoss(RegistryLoss):
     r"""Matthews correlation coefficient loss.
@@ -682,7 +1124,24 @@ class MCCLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='mcc_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, epsilon: float = 1e-05, *, average: Literal["macro", "micro", "weighted"] = 'macro', class_weights: Sequence[float] | None = None, include_background: bool = True, background_index: int = 0, soft_label: bool = False, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'mcc_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        epsilon: float = 1e-05,
+        *,
+        average: Literal['macro', 'micro', 'weighted', 'none'] = 'macro',
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        soft_label: bool = False,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'mcc_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class LovaszSoftmaxLoss(RegistryLoss):
     r"""Lovász-Softmax loss (Berman et al. 2018): a convex surrogate of the Jaccard loss.
@@ -706,14 +1165,29 @@ class LovaszSoftmaxLoss(RegistryLoss):
 
     Hyperparameters (defaults): ``classes='present'``.
 
-    Options (defaults): ``include_background=True``, ``background_index=0``,
-    ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``, ``batch=False``,
-    ``validate=False``.
+    Options (defaults): ``class_weights=None``, ``include_background=True``,
+    ``background_index=0``, ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
 
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='lovasz_softmax_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, classes: Literal["present", "all"] = 'present', *, include_background: bool = True, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'lovasz_softmax_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        classes: Literal['present', 'all'] = 'present',
+        *,
+        class_weights: Sequence[float] | None = None,
+        include_background: bool = True,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'lovasz_softmax_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class LovaszHingeLoss(RegistryLoss):
     r"""Lovász hinge loss (Berman et al. 2018): binary, on logits.
@@ -741,7 +1215,18 @@ class LovaszHingeLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='lovasz_hinge_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, *, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = True, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'lovasz_hinge_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        *,
+        class_axis: int = -1,
+        from_logits: Literal[True, 'sigmoid'] = True,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'lovasz_hinge_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class BoundaryLoss(RegistryLoss):
     r"""Boundary loss (Kervadec et al. 2019): the prediction weighted by signed distances.
@@ -770,7 +1255,19 @@ class BoundaryLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='boundary_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, *, include_background: bool = False, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'boundary_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        *,
+        include_background: bool = False,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'boundary_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class ClDiceLoss(RegistryLoss):
     r"""Soft clDice loss (Shit et al. 2021): the harmonic mean of topology precision and sensitivity.
@@ -802,7 +1299,22 @@ class ClDiceLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='cldice_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, iterations: int = 3, epsilon: float = 1.0, *, include_background: bool = False, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'cldice_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        iterations: int = 3,
+        epsilon: float | tuple[float, float] = 1.0,
+        *,
+        include_background: bool = False,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'cldice_loss',
+        dtype: Any = None,
+    ) -> None: ...
 
 class DiceClDiceLoss(RegistryLoss):
     r"""Dice + soft clDice (Shit et al. 2021), as in the authors' ``soft_dice_cldice``.
@@ -830,4 +1342,211 @@ class DiceClDiceLoss(RegistryLoss):
     Keras arguments: ``reduction='sum_over_batch_size'``, ``name='dice_cldice_loss'``,
     ``dtype=None`` (see :class:`RegistryLoss`).
     """
-    def __init__(self, alpha: float = 0.5, iterations: int = 3, epsilon: float = 1.0, *, include_background: bool = False, background_index: int = 0, class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False, ignore_index: int | None = None, batch: bool = False, validate: bool = False, reduction: str | None = 'sum_over_batch_size', name: str | None = 'dice_cldice_loss', dtype: Any = None) -> None: ...
+    def __init__(
+        self,
+        alpha: float = 0.5,
+        iterations: int = 3,
+        epsilon: float | tuple[float, float] = 1.0,
+        *,
+        include_background: bool = False,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'dice_cldice_loss',
+        dtype: Any = None,
+    ) -> None: ...
+
+class HausdorffDTLoss(RegistryLoss):
+    r"""Hausdorff distance loss (Karimi & Salcudean 2019): squared errors weighted by distances.
+
+    .. math::
+        L = \frac{1}{|K|} \sum_{c \in K} \frac{1}{\sum_i m_i}
+            \sum_i m_i\,(p_{ic} - y_{ic})^2\,\big((d^{p}_{ic})^{\alpha} + (d^{y}_{ic})^{\alpha}\big)
+
+    ``K`` the kept classes; ``d^p_c`` and ``d^y_c`` the distance fields of the masks
+    ``p_c > 1/2`` and ``y_c > 1/2``: each element's Euclidean distance (in elements) to the
+    nearest element of the other value, per sample over the spatial axes, and 0 for a mask
+    that is all 0 or all 1 (as MONAI). The fields are constants of the thresholded masks
+    (no gradient), computed unmasked on the host with SciPy's exact transform; the mask
+    weights the sums. ``log=True`` gives ``log(1 + L)`` per sample (``LogHausdorffDTLoss``).
+    A single channel is the foreground itself and is kept with ``include_background=False``.
+    A fully masked sample has loss 0. Works under ``jax.jit`` and ``tf.function`` (host
+    callbacks; not XLA-compiled TensorFlow, ``jit_compile=True``) and under ``torch.compile``
+    with a graph break; ``fullgraph=True`` raises.
+
+    Keras adapter of :func:`lossfns.hausdorff_dt_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``alpha=2.0``, ``log=False``.
+
+    Options (defaults): ``include_background=False``, ``background_index=0``,
+    ``class_axis=-1``, ``from_logits=False``, ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='hausdorff_dt_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(
+        self,
+        alpha: float = 2.0,
+        log: bool = False,
+        *,
+        include_background: bool = False,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'hausdorff_dt_loss',
+        dtype: Any = None,
+    ) -> None: ...
+
+class SkeletonRecallLoss(RegistryLoss):
+    r"""Skeleton recall loss (Kirchhoff et al. 2024): the recall of the ground truth's tubed skeleton.
+
+    .. math::
+        L = 1 - \frac{1}{|K|} \sum_{c \in K}
+            \frac{\sum_i m_i\,p_{ic}\,[s_i = c] + \epsilon_n}{\sum_i m_i\,[s_i = c] + \epsilon_d}
+
+    ``K`` the kept classes, ``s`` the tubed skeleton of the ground truth with each element's
+    class (from :func:`tubed_skeletons`), ``m`` the mask. A class without skeleton elements
+    scores ``ε_n/ε_d`` (1 at ``ε_d = 0``). The sums are additive: with ``batch=True`` they run
+    over the batch, and ``all_reduce`` gives the exact global batch loss. A single channel is
+    the foreground itself and is kept with ``include_background=False``. The authors'
+    ``SoftSkeletonRecallLoss(smooth=ε, batch_dice=B)`` (softmax, background dropped) returns
+    ``−recall``, averaged over the batch: it equals this loss (``from_logits=True,
+    epsilon=ε, batch=B``, averaged over the batch) minus 1, with the same gradients.
+
+    Keras adapter of :func:`lossfns.skeleton_recall_loss`, which documents the formula, the
+    shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``epsilon=1.0``.
+
+    Options (defaults): ``include_background=False``, ``background_index=0``,
+    ``class_axis=-1``, ``from_logits=False``, ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='skeleton_recall_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(
+        self,
+        epsilon: float | tuple[float, float] = 1.0,
+        *,
+        include_background: bool = False,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'skeleton_recall_loss',
+        dtype: Any = None,
+    ) -> None: ...
+
+class GeneralizedWassersteinDiceLoss(RegistryLoss):
+    r"""Generalized Wasserstein Dice loss (Fidon et al. 2017).
+
+    .. math::
+        W_{il} = \sum_c M_{lc}\,p_{ic},\quad
+        TP = \sum_i m_i \sum_l y_{il}\,a_l\,(1 - W_{il}),\quad
+        E = \sum_i m_i \sum_l y_{il}\,W_{il}
+
+        L_{default} = 1 - \frac{2\,TP + \epsilon_n}{2\,TP + E + \epsilon_d}
+        \qquad
+        L_{gdl} = 1 - \frac{2\,TP + \epsilon_n}{\sum_i m_i \sum_l y_{il}\,a_l\,(2 - W_{il}) + \epsilon_d}
+
+    ``M`` is ``distance_matrix`` divided by its maximum; ``W_il`` is the Wasserstein
+    distance between the prediction and the point mass of class ``l``. ``"default"``:
+    ``a_l`` is 0 for ``background_index`` and 1 otherwise (the paper); ``"gdl"``:
+    ``a_l = 1/(A_l + 1)`` with ``A_l = Σ m·y_l`` per sample (of the batch with
+    ``batch=True``, after ``all_reduce``: exact under data parallelism). The weights are
+    constants of the labels. A single channel is expanded to ``[1 - p, p]`` (a 2 × 2
+    matrix). MONAI's ``GeneralizedWassersteinDiceLoss(M, weighting_mode=W, smooth_nr=ε,
+    smooth_dr=ε, reduction="none")``, which always applies a softmax, equals this with
+    ``from_logits=True`` and ``epsilon=ε`` (its ``"GDL"`` is ``"gdl"``).
+
+    Keras adapter of :func:`lossfns.generalized_wasserstein_dice_loss`, which documents the
+    formula, the shapes and every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``distance_matrix`` (required), ``weighting='default'``,
+    ``epsilon=1e-05``.
+
+    Options (defaults): ``background_index=0``, ``class_axis=-1``, ``from_logits=False``,
+    ``ignore_index=None``, ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``,
+    ``name='generalized_wasserstein_dice_loss'``, ``dtype=None`` (see
+    :class:`RegistryLoss`).
+    """
+    def __init__(
+        self,
+        distance_matrix: Sequence[Sequence[float]] | Any,
+        weighting: Literal['default', 'gdl'] = 'default',
+        epsilon: float | tuple[float, float] = 1e-05,
+        *,
+        background_index: int = 0,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'generalized_wasserstein_dice_loss',
+        dtype: Any = None,
+    ) -> None: ...
+
+class TopKLoss(RegistryLoss):
+    r"""Top-k cross-entropy (Wu et al. 2016): the mean of the k% largest per-element losses.
+
+    .. math::
+        \ell_i = -\sum_c y_{ic} \log p_{ic},\qquad
+        L = \frac{1}{n_k} \sum_{j=1}^{n_k} (m\,\ell)_{(j)},\qquad
+        n_k = \max\left(1, \left\lfloor \frac{n\,k}{100} \right\rfloor\right)
+
+    over the ``n`` elements with ``m > 0`` of a sample (of the batch with ``batch=True``),
+    ``(m ℓ)_(j)`` the ``j``-th largest; ``n = 0`` gives 0. With a sigmoid (one channel, or
+    ``from_logits="sigmoid"``) ``ℓ`` is the binary cross-entropy, averaged over the channels.
+    Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` inside the logs; logits go through
+    log-softmax / log-sigmoid. nnU-Net's ``TopKLoss(k=K)`` equals this with ``batch=True,
+    from_logits=True`` whenever ``n·K ≥ 100`` (below that it averages no element: NaN).
+
+    Keras adapter of :func:`lossfns.topk_loss`, which documents the formula, the shapes and
+    every option.
+
+    Call as ``loss(y_true, y_pred, sample_weight=None)``; ``y_pred`` is ``[batch, *spatial,
+    classes]``.
+
+    Hyperparameters (defaults): ``k=10.0``.
+
+    Options (defaults): ``class_axis=-1``, ``from_logits=False``, ``ignore_index=None``,
+    ``batch=False``, ``validate=False``.
+
+    Keras arguments: ``reduction='sum_over_batch_size'``, ``name='topk_loss'``,
+    ``dtype=None`` (see :class:`RegistryLoss`).
+    """
+    def __init__(
+        self,
+        k: float = 10.0,
+        *,
+        class_axis: int = -1,
+        from_logits: bool | Literal['softmax', 'sigmoid'] = False,
+        ignore_index: int | None = None,
+        batch: bool = False,
+        validate: bool = False,
+        reduction: str | None = 'sum_over_batch_size',
+        name: str | None = 'topk_loss',
+        dtype: Any = None,
+    ) -> None: ...

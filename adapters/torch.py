@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import torch
 
@@ -104,7 +106,8 @@ class LossModule(torch.nn.Module):
 
     spec: LossSpec | None = None
 
-    def __init__(self, *, reduction="mean", process_group=None, **arguments):
+    def __init__(self, *, reduction: Literal["mean", "sum", "none"] = "mean", process_group: Any = None,
+                 **arguments: Any) -> None:
         super().__init__()
         spec = self.spec
         if spec is None:
@@ -119,11 +122,12 @@ class LossModule(torch.nn.Module):
             setattr(self, name, value)
 
     @property
-    def arguments(self) -> dict:
+    def arguments(self) -> dict[str, Any]:
         """The hyperparameters and options this module passes to the core."""
         return {name: getattr(self, name) for name in self._argument_names}
 
-    def forward(self, input, target, mask=None):  # noqa: A002 - torch's argument name
+    def forward(self, input: torch.Tensor, target: torch.Tensor,  # noqa: A002 - torch's argument name
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         """Loss of ``input`` (probabilities or logits) against ``target``.
 
         Args:
@@ -171,6 +175,7 @@ def _own_forward(class_name: str):
     forward = types.FunctionType(code, shared.__globals__, shared.__name__, shared.__defaults__,
                                  shared.__closure__)
     forward.__kwdefaults__ = shared.__kwdefaults__
+    forward.__annotations__ = dict(shared.__annotations__)
     forward.__doc__ = shared.__doc__
     forward.__qualname__ = f"{class_name}.forward"
     forward.__module__ = shared.__module__
@@ -217,7 +222,7 @@ class DeepSupervisionLoss(torch.nn.Module):
     ``max(0.5^i, 1/16)``), ``"same"``, or one number per output.
     """
 
-    def __init__(self, loss_module, weights=None):
+    def __init__(self, loss_module: Callable[..., torch.Tensor], weights: str | Sequence[float] | None = None) -> None:
         super().__init__()
         if not callable(loss_module):
             raise TypeError(f"loss_module must be a loss module, got {loss_module!r}")
@@ -225,7 +230,8 @@ class DeepSupervisionLoss(torch.nn.Module):
         self.loss_module = loss_module
         self.weights = weights
 
-    def forward(self, inputs, target, mask=None):
+    def forward(self, inputs: Sequence[torch.Tensor], target: torch.Tensor,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         class_axis = getattr(self.loss_module, "class_axis", 1)
         levels = supervised_levels(target, inputs, class_axis=class_axis, mask=mask)
         weights = level_weights(self.weights, len(levels))

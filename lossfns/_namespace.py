@@ -9,26 +9,29 @@ can only exist if TensorFlow is already imported.
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+from ._typing import Array, Namespace
 
 
-def _is_tensorflow(x) -> bool:
+def _is_tensorflow(x: object) -> bool:
     tf = sys.modules.get("tensorflow")
     if tf is None:
         return False
     return isinstance(x, (tf.Tensor, tf.Variable))
 
 
-def is_tensorflow_namespace(xp) -> bool:
+def is_tensorflow_namespace(xp: Namespace) -> bool:
     """Whether ``xp`` is the TensorFlow shim (the counterpart of ``is_torch_namespace``)."""
     return xp is sys.modules.get("lossfns._tensorflow_namespace")
 
 
 #: Namespaces of the array types seen so far: one dictionary lookup per call once a type is
 #: known (resolving it costs several microseconds, a noticeable share of a small loss call).
-_BY_TYPE: dict = {}
+_BY_TYPE: dict[type, Namespace] = {}
 
 
-def array_namespace(**named_arrays):
+def array_namespace(**named_arrays: Array | None) -> Namespace:
     """The one namespace shared by the given arrays (``None`` values are skipped).
 
     Arrays are passed by keyword so that a mix of libraries is reported with the argument
@@ -49,10 +52,10 @@ def array_namespace(**named_arrays):
     return xp
 
 
-def _resolve(named: dict):
+def _resolve(named: dict[str, Any]) -> Namespace:
     from array_api_compat import array_namespace as compat_namespace
 
-    kinds = {}
+    kinds: dict[str, str] = {}
     for name, value in named.items():
         if _is_tensorflow(value):
             static_shape(name, value)  # an unknown rank is reported here, naming the argument
@@ -79,7 +82,7 @@ def _resolve(named: dict):
     return compat_namespace(*named.values())
 
 
-def static_shape(name: str, x) -> tuple:
+def static_shape(name: str, x: Array) -> tuple[int | None, ...]:
     """``x.shape`` as a tuple, with ``None`` for sizes unknown while tracing.
 
     Only TensorFlow has arrays of unknown rank (a ``tf.function`` traced with
@@ -96,7 +99,7 @@ def static_shape(name: str, x) -> tuple:
     return tuple(shape)
 
 
-def read_variables(*arrays) -> tuple:
+def read_variables(*arrays: Array) -> tuple[Array, ...]:
     """The arrays with TensorFlow variables read as tensors, anything else unchanged.
 
     A ``tf.Variable`` is accepted wherever a tensor is (the read is differentiable, so a
@@ -109,7 +112,7 @@ def read_variables(*arrays) -> tuple:
     return tuple(tf.convert_to_tensor(x) if isinstance(x, tf.Variable) else x for x in arrays)
 
 
-def is_traced(x) -> bool:
+def is_traced(x: object) -> bool:
     """Whether ``x`` is a symbolic value inside jit/compile/tf.function tracing."""
     module = type(x).__module__
     if module.startswith("jax"):

@@ -9,16 +9,22 @@ SciPy's exact Euclidean distance transform) and passes them in place of the labe
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from . import prepared as pr
 from . import validation as v
 from ._namespace import array_namespace
+from ._typing import Array, Namespace
 from .inputs import Prepared, prepare
 from .region import kept_classes
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike
 
-def _check_distance_maps(xp, distance_maps, y_pred) -> None:
+
+def _check_distance_maps(xp: Namespace, distance_maps: Array, y_pred: Array) -> None:
     if not xp.isdtype(distance_maps.dtype, "real floating"):
         raise TypeError(
             f"distance_maps must be a floating-point array (signed distances), got dtype {distance_maps.dtype}"
@@ -31,9 +37,11 @@ def _check_distance_maps(xp, distance_maps, y_pred) -> None:
 
 
 @v.validated()
-def boundary_loss(distance_maps, y_pred, *, include_background=False, background_index=0,
-                  class_axis=-1, from_logits=False, mask=None, batch=False, validate=False,
-                  all_reduce=None):
+def boundary_loss(distance_maps: Array, y_pred: Array, *, include_background: bool = False,
+                  background_index: int = 0, class_axis: int = -1,
+                  from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                  batch: bool = False, validate: bool = False,
+                  all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Boundary loss (Kervadec et al. 2019): the prediction weighted by signed distances.
 
     .. math::
@@ -83,7 +91,7 @@ def boundary_loss(distance_maps, y_pred, *, include_background=False, background
     return boundary_kernel(inputs, include_background=include_background, background_index=background_index)
 
 
-def boundary_kernel(inputs: Prepared, *, include_background=False, background_index=0):
+def boundary_kernel(inputs: Prepared, *, include_background: bool = False, background_index: int = 0) -> Array:
     """The boundary loss of prepared inputs whose dense target holds the distance maps."""
     xp = inputs.xp
     kept = kept_classes(inputs.num_classes, include_background, background_index,
@@ -97,7 +105,7 @@ def boundary_kernel(inputs: Prepared, *, include_background=False, background_in
     return pr.weighted_mean(inputs, per_element)
 
 
-def _check_spacing(spacing, spatial_rank: int):
+def _check_spacing(spacing: object, spatial_rank: int) -> tuple[float, ...] | None:
     if spacing is None:
         return None
     if isinstance(spacing, numbers.Real) and not isinstance(spacing, bool):
@@ -112,7 +120,7 @@ def _check_spacing(spacing, spatial_rank: int):
     return spacing
 
 
-def _check_output_class_axis(class_axis, ndim: int) -> int:
+def _check_output_class_axis(class_axis: object, ndim: int) -> int:
     class_axis = v.check_int("class_axis", class_axis)
     if not -ndim <= class_axis < ndim or class_axis % ndim == 0:
         raise ValueError(
@@ -122,7 +130,7 @@ def _check_output_class_axis(class_axis, ndim: int) -> int:
     return class_axis % ndim
 
 
-def _distance_transform():
+def _distance_transform() -> Callable[..., np.ndarray]:
     try:
         from scipy.ndimage import distance_transform_edt
     except ImportError as exc:
@@ -133,7 +141,8 @@ def _distance_transform():
     return distance_transform_edt
 
 
-def _class_map(edt, inside, spacing):
+def _class_map(edt: Callable[..., np.ndarray], inside: np.ndarray,
+               spacing: tuple[float, ...] | None) -> np.ndarray:
     """``edt(outside)·outside − (edt(inside) − 1)·inside``; 0 without a boundary (as MONAI)."""
     import numpy as np
 
@@ -144,7 +153,8 @@ def _class_map(edt, inside, spacing):
     return signed + 0.0  # -0.0 on the inner boundary becomes 0.0
 
 
-def signed_distance_maps(labels, num_classes, *, class_axis=-1, spacing=None):
+def signed_distance_maps(labels: ArrayLike, num_classes: int, *, class_axis: int = -1,
+                         spacing: float | Sequence[float] | None = None) -> np.ndarray:
     r"""Signed distance maps of integer labels, for :func:`boundary_loss` (host side, NumPy).
 
     .. math::

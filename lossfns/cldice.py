@@ -9,9 +9,13 @@ the distributed batch loss is exact.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Literal
+
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array, Epsilon, Namespace
 from .domains import SMOOTHING, UNIT_INTERVAL, Integer
 from .inputs import Prepared, label_value_or_none, prepare
 from .region import kept_classes
@@ -19,11 +23,11 @@ from .region import kept_classes
 ITERATIONS = Integer(low=0, meaning="skeleton iterations")
 
 
-def _part(x, axis: int, start, stop):
+def _part(x: Array, axis: int, start: int | None, stop: int | None) -> Array:
     return x[(slice(None),) * axis + (slice(start, stop), Ellipsis)]
 
 
-def _window(xp, op, x, axis: int):
+def _window(xp: Namespace, op: Callable[[Array, Array], Array], x: Array, axis: int) -> Array:
     """``op`` over each element and its two neighbours along ``axis``; out-of-bounds ignored.
 
     ``op`` of each adjacent pair first, then of adjacent pairs: two operations on views
@@ -41,17 +45,17 @@ def _window(xp, op, x, axis: int):
     return xp.concat([_part(pairs, axis, None, 1), inner, _part(pairs, axis, -1, None)], axis=axis)
 
 
-def _smaller(xp):
+def _smaller(xp: Namespace) -> Callable[[Array, Array], Array]:
     # A where, not xp.minimum: its backward is one select (torch's minimum splits ties in
     # several kernels) and every backend then takes the same subgradient at ties.
     return lambda a, b: xp.where(b < a, b, a)
 
 
-def _larger(xp):
+def _larger(xp: Namespace) -> Callable[[Array, Array], Array]:
     return lambda a, b: xp.where(b > a, b, a)
 
 
-def soft_erosion(xp, x, axes):
+def soft_erosion(xp: Namespace, x: Array, axes: Sequence[int]) -> Array:
     """The minimum over each element and its ``2k`` neighbours along ``axes`` (a cross).
 
     The cross is the union of the 3-element windows along each axis.
@@ -64,7 +68,7 @@ def soft_erosion(xp, x, axes):
     return result
 
 
-def soft_dilation(xp, x, axes):
+def soft_dilation(xp: Namespace, x: Array, axes: Sequence[int]) -> Array:
     """The maximum over the full ``3^k`` window: one 3-element window per axis in turn."""
     larger = _larger(xp)
     for axis in axes:
@@ -72,14 +76,14 @@ def soft_dilation(xp, x, axes):
     return x
 
 
-def soft_skeleton(xp, x, axes, iterations: int):
+def soft_skeleton(xp: Namespace, x: Array, axes: Sequence[int], iterations: int) -> Array:
     r"""Soft skeleton: ``S = relu(x - open(x))``, then ``iterations`` times on ``x = erode(x)``
     ``S = S + relu(d - S·d)`` with ``d = relu(x - open(x))``.
 
     ``open(x) = dilate(erode(x))``, and ``erode(x)`` is the next iteration's ``x``: each step
     costs one erosion and one dilation.
     """
-    def relu(t):
+    def relu(t: Array) -> Array:
         return nx.relu(xp, t)
 
     eroded = soft_erosion(xp, x, axes)
@@ -91,15 +95,15 @@ def soft_skeleton(xp, x, axes, iterations: int):
     return skeleton
 
 
-def _dense_target(inputs: Prepared, y_true, ignore_index):
+def _dense_target(inputs: Prepared, y_true: Array, ignore_index: int | None) -> Array:
     """Labels as a float map; sparse labels one-hot, all-zero where ``ignore_index``."""
     xp = inputs.xp
     if inputs.target is not None:
         return inputs.target
-    hit = pr.class_mask(inputs)
-    ignore_index = label_value_or_none(xp, inputs.labels.dtype, ignore_index)
+    hit, labels = pr.class_mask(inputs), pr.sparse_labels(inputs)
+    ignore_index = label_value_or_none(xp, labels.dtype, ignore_index)
     if ignore_index is not None:  # inputs.labels already holds 0 there: look at the labels given
-        given = y_true if y_true.ndim == inputs.labels.ndim else xp.expand_dims(y_true, axis=inputs.class_axis)
+        given = y_true if y_true.ndim == labels.ndim else xp.expand_dims(y_true, axis=inputs.class_axis)
         hit = hit & (given != ignore_index)
     return xp.astype(hit, inputs.dtype)
 
@@ -107,8 +111,17 @@ def _dense_target(inputs: Prepared, y_true, ignore_index):
 class _Sums:
     """The additive sums of one call, over ``reduce_axes`` and the kept classes."""
 
-    def __init__(self, inputs: Prepared, y_true, *, iterations, include_background,
-                 background_index, ignore_index, with_dice: bool):
+    skeleton_p_y: Array
+    skeleton_p: Array
+    skeleton_y_p: Array
+    skeleton_y: Array
+    #: The Dice sums, with ``with_dice`` only.
+    intersection: Array
+    predicted: Array
+    actual: Array
+
+    def __init__(self, inputs: Prepared, y_true: Array, *, iterations: int, include_background: bool,
+                 background_index: int, ignore_index: int | None, with_dice: bool) -> None:
         xp = self.xp = inputs.xp
         self.inputs = inputs
         p, y = pr.probabilities(inputs), _dense_target(inputs, y_true, ignore_index)
@@ -132,23 +145,25 @@ class _Sums:
             total = nx.blocked_sum(xp, term, summed)
             setattr(self, name, total if inputs.all_reduce is None else inputs.all_reduce(total))
 
-    def ratio(self, numerator, denominator, epsilon):
+    def ratio(self, numerator: Array, denominator: Array, epsilon: Epsilon) -> Array:
         """``(n + ε)/(d + ε)``, 1 (a perfect score) for 0/0."""
         return nx.smoothed_ratio(self.xp, numerator, denominator, epsilon)
 
-    def cldice(self, epsilon):
+    def cldice(self, epsilon: Epsilon) -> Array:
         precision = self.ratio(self.skeleton_p_y, self.skeleton_p, epsilon)
         sensitivity = self.ratio(self.skeleton_y_p, self.skeleton_y, epsilon)
         harmonic = nx.safe_divide(self.xp, 2.0 * precision * sensitivity, precision + sensitivity)
         return 1.0 - harmonic
 
-    def dice(self, epsilon):
+    def dice(self, epsilon: Epsilon) -> Array:
         overlap = self.ratio(2.0 * self.intersection, self.actual + self.predicted, epsilon)
         return 1.0 - overlap
 
 
-def _sums(y_true, y_pred, *, iterations, include_background, background_index, class_axis,
-          from_logits, mask, ignore_index, batch, validate, all_reduce, with_dice):
+def _sums(y_true: Array, y_pred: Array, *, iterations: int, include_background: bool, background_index: int,
+          class_axis: int, from_logits: bool | Literal["softmax", "sigmoid"], mask: Array | None,
+          ignore_index: int | None, batch: bool, validate: bool, all_reduce: Callable[[Array], Array] | None,
+          with_dice: bool) -> _Sums:
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
                      per_class={"background_index": background_index})
@@ -157,9 +172,12 @@ def _sums(y_true, y_pred, *, iterations, include_background, background_index, c
 
 
 @v.validated(iterations=ITERATIONS, epsilon=SMOOTHING)
-def cldice_loss(y_true, y_pred, *, iterations=3, epsilon=1.0, include_background=False,
-                background_index=0, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-                batch=False, validate=False, all_reduce=None):
+def cldice_loss(y_true: Array, y_pred: Array, *, iterations: int = 3,
+                epsilon: float | tuple[float, float] = 1.0, include_background: bool = False,
+                background_index: int = 0, class_axis: int = -1,
+                from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Soft clDice loss (Shit et al. 2021): the harmonic mean of topology precision and sensitivity.
 
     .. math::
@@ -209,10 +227,12 @@ def cldice_loss(y_true, y_pred, *, iterations=3, epsilon=1.0, include_background
 
 
 @v.validated(alpha=UNIT_INTERVAL, iterations=ITERATIONS, epsilon=SMOOTHING)
-def dice_cldice_loss(y_true, y_pred, *, alpha=0.5, iterations=3, epsilon=1.0,
-                     include_background=False, background_index=0, class_axis=-1,
-                     from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-                     all_reduce=None):
+def dice_cldice_loss(y_true: Array, y_pred: Array, *, alpha: float = 0.5, iterations: int = 3,
+                     epsilon: float | tuple[float, float] = 1.0, include_background: bool = False,
+                     background_index: int = 0, class_axis: int = -1,
+                     from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                     ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                     all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Dice + soft clDice (Shit et al. 2021), as in the authors' ``soft_dice_cldice``.
 
     .. math::

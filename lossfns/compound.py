@@ -1,18 +1,32 @@
-"""Compound losses: Combo (Taghanaki 2019) and Hybrid Focal (Yeung 2021) (docs: Losses › Distribution and compound losses)."""
+"""Compound losses: Combo (Taghanaki 2019) and Hybrid Focal (Yeung 2021).
+
+Docs: Losses › Distribution and compound losses.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Literal
+
 from . import validation as v
-from .distribution import class_constants, categorical_focal_weights, weighted_focal_crossentropy
+from ._typing import Array
+from .distribution import (
+    categorical_focal_weights,
+    class_constants,
+    weighted_focal_crossentropy,
+)
 from .domains import NONNEGATIVE, SMOOTHING, UNIT_INTERVAL, PerClass
 from .inputs import prepare
 from .region import focal_tversky_kernel
 
 
 @v.validated(two_channels=True, alpha=UNIT_INTERVAL, beta=UNIT_INTERVAL, epsilon=SMOOTHING)
-def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_index=0,
-               soft_label=False, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-               batch=False, validate=False, all_reduce=None):
+def combo_loss(y_true: Array, y_pred: Array, *, alpha: float = 0.5, beta: float = 0.5,
+               epsilon: float | tuple[float, float] = 1e-5, background_index: int = 0,
+               soft_label: bool = False, class_axis: int = -1,
+               from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+               ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+               all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Combo loss (Taghanaki et al. 2019): weighted cross-entropy minus the Dice coefficient.
 
     .. math::
@@ -62,10 +76,13 @@ def combo_loss(y_true, y_pred, *, alpha=0.5, beta=0.5, epsilon=1e-5, background_
 @v.validated(two_channels=True, weight=UNIT_INTERVAL, focal_alpha=PerClass(allow_scalar=True),
              focal_gamma=NONNEGATIVE, tversky_alpha=NONNEGATIVE, tversky_beta=NONNEGATIVE,
              tversky_gamma=NONNEGATIVE, epsilon=SMOOTHING)
-def hybrid_focal_loss(y_true, y_pred, *, weight=0.5, focal_alpha=None, focal_gamma=2.0,
-                      tversky_alpha=0.3, tversky_beta=0.7, tversky_gamma=0.75, epsilon=1e-5,
-                      soft_label=False, class_axis=-1, from_logits=False, mask=None,
-                      ignore_index=None, batch=False, validate=False, all_reduce=None):
+def hybrid_focal_loss(y_true: Array, y_pred: Array, *, weight: float = 0.5,
+                      focal_alpha: float | Sequence[float] | None = None, focal_gamma: float = 2.0,
+                      tversky_alpha: float = 0.3, tversky_beta: float = 0.7, tversky_gamma: float = 0.75,
+                      epsilon: float | tuple[float, float] = 1e-5, soft_label: bool = False,
+                      class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                      mask: Array | None = None, ignore_index: int | None = None, batch: bool = False,
+                      validate: bool = False, all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Hybrid focal loss (Yeung et al. 2021): categorical focal plus focal Tversky.
 
     .. math::

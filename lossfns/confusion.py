@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from . import _fused
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array, Namespace
 from .inputs import Prepared, prepare
 
 
 class Confusion(NamedTuple):
     """Soft confusion counts, each ``[batch, classes]`` (``[classes]`` with ``batch=True``)."""
 
-    tp: object
-    fp: object
-    fn: object
-    tn: object
+    tp: Array
+    fp: Array
+    fn: Array
+    tn: Array
 
 
 class ConfusionSums(NamedTuple):
@@ -27,22 +28,22 @@ class ConfusionSums(NamedTuple):
     loss asked for them (``squared_pred``), else ``None``.
     """
 
-    tp: object
-    predicted: object
-    actual: object
-    predicted_squared: object = None
-    actual_squared: object = None
+    tp: Array
+    predicted: Array
+    actual: Array
+    predicted_squared: Array | None = None
+    actual_squared: Array | None = None
 
-    def denominator_sums(self, squared: bool) -> tuple:
+    def denominator_sums(self, squared: bool) -> tuple[Array, Array]:
         """``(P, A)`` of a ratio's denominator: the plain or the squared sums."""
         return (self.predicted_squared, self.actual_squared) if squared else (self.predicted, self.actual)
 
     @property
-    def fp(self):
+    def fp(self) -> Array:
         return self.predicted - self.tp
 
     @property
-    def fn(self):
+    def fn(self) -> Array:
         return self.actual - self.tp
 
 
@@ -86,7 +87,7 @@ def _plain_sums(inputs: Prepared) -> ConfusionSums:
     return ConfusionSums(*sums)
 
 
-def _array_api_sums(inputs: Prepared) -> tuple:
+def _array_api_sums(inputs: Prepared) -> tuple[Array, Array, Array]:
     xp, axes, m = inputs.xp, inputs.reduce_axes, inputs.weights
     p = pr.probabilities(inputs)
     mp = p if m is None else p * m
@@ -110,13 +111,13 @@ def _array_api_sums(inputs: Prepared) -> tuple:
     return tp, predicted, actual
 
 
-def true_negatives(inputs: Prepared, sums: ConfusionSums):
+def true_negatives(inputs: Prepared, sums: ConfusionSums) -> Array:
     """``TN = Σ m − Σ m·p − Σ m·y + TP`` per class, like ``sums`` (``all_reduce`` applied)."""
     total = inputs.xp.expand_dims(pr.element_total(inputs), axis=-1)
     return total - sums.predicted - sums.actual + sums.tp
 
 
-def bounded_counts(xp, sums: ConfusionSums, total) -> Confusion:
+def bounded_counts(xp: Namespace, sums: ConfusionSums, total: Array) -> Confusion:
     """TP, FP, FN and TN, each clamped to ``[0, the smaller of its two margins]``.
 
     For ``p`` and ``y`` in [0, 1] each count is at most its row and column total (TP ≤ A,
@@ -140,8 +141,10 @@ def bounded_counts(xp, sums: ConfusionSums, total) -> Confusion:
 
 
 @v.validated()
-def confusion_terms(y_true, y_pred, *, soft_label=False, class_axis=-1, from_logits=False,
-                    mask=None, ignore_index=None, batch=False, validate=False) -> Confusion:
+def confusion_terms(y_true: Array, y_pred: Array, *, soft_label: bool = False, class_axis: int = -1,
+                    from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                    ignore_index: int | None = None, batch: bool = False,
+                    validate: bool = False) -> Confusion:
     r"""Soft true/false positives/negatives per sample and class.
 
     .. math::

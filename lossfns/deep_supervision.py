@@ -11,15 +11,19 @@ traces under every compiler.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from . import domains as d
 from . import numerics as nx
 from . import validation as v
 from ._namespace import array_namespace
+from ._typing import Array
 
 LEVEL_WEIGHTINGS = ("exp", "same")
 
 
-def check_level_weights(weights):
+def check_level_weights(weights: object) -> str | tuple[float, ...] | None:
     """``weights`` checked before the number of outputs is known: ``None``, a name or a tuple."""
     if weights is None:
         return None
@@ -28,7 +32,7 @@ def check_level_weights(weights):
     return v.check_weights("weights", weights)
 
 
-def level_weights(weights, levels: int) -> tuple[float, ...]:
+def level_weights(weights: str | Sequence[float] | None, levels: int) -> tuple[float, ...]:
     """The weight of each of ``levels`` outputs, highest resolution first.
 
     * ``None``: nnU-Net's ``2^-i`` with the lowest resolution at 0, normalised to sum 1
@@ -46,23 +50,24 @@ def level_weights(weights, levels: int) -> tuple[float, ...]:
         if weights == "exp":
             return tuple(max(0.5**i, 1.0 / 16.0) for i in range(levels))
         return (1.0,) * levels
-    weights = v.check_weights("weights", weights)
+    weights = d.PerClass().check_sequence("weights", weights)
     v.check_length("weights", weights, levels, what="deep-supervision levels")
     return weights
 
 
-def _element_shape(shape, class_axis: int) -> tuple:
+def _element_shape(shape: Sequence[int | None], class_axis: int) -> tuple[int | None, ...]:
     return tuple(shape[:class_axis]) + tuple(shape[class_axis + 1:])
 
 
-def source_indices(size_in: int, size_out: int) -> list:
+def source_indices(size_in: int, size_out: int) -> list[int]:
     """The element each of ``size_out`` positions keeps from ``size_in``: ``⌊(2j + 1)·n_in /
     (2·n_out)⌋``, torch's ``nearest-exact``, in exact integer arithmetic (``f·j + ⌊f/2⌋``,
     the centre of each block, for an integer factor ``f``)."""
     return [((2 * j + 1) * size_in) // (2 * size_out) for j in range(size_out)]
 
 
-def level_indices(full_shape, level_shape, class_axis: int, *, level: int) -> tuple:
+def level_indices(full_shape: tuple[int | None, ...], level_shape: tuple[int | None, ...], class_axis: int, *,
+                  level: int) -> tuple[list[int] | None, ...]:
     """Per element axis (batch first): ``None`` where the level keeps every element, else
     the source index of each of its elements."""
     full = _element_shape(full_shape, class_axis)
@@ -72,7 +77,7 @@ def level_indices(full_shape, level_shape, class_axis: int, *, level: int) -> tu
             f"y_preds[{level}] has shape {v.format_shape(level_shape)}, which does not match the "
             f"target's batch and rank (full-resolution prediction shape {v.format_shape(full_shape)})"
         )
-    indices = [None]
+    indices: list[list[int] | None] = [None]  # the batch axis is kept whole
     for big, size in zip(full[1:], small[1:]):
         if size is None or big is None or size == 0 or size > big:
             raise ValueError(
@@ -83,7 +88,7 @@ def level_indices(full_shape, level_shape, class_axis: int, *, level: int) -> tu
     return tuple(indices)
 
 
-def downsample(x, indices, *, ndim: int, class_axis: int):
+def downsample(x: Array | None, indices: Sequence[list[int] | None], *, ndim: int, class_axis: int) -> Array | None:
     """``x`` (a target or mask) at one level: the elements ``indices`` names along each axis.
 
     ``x`` has ``ndim`` axes with the class axis (dense labels, a size-1 class axis) or is an
@@ -112,7 +117,7 @@ def downsample(x, indices, *, ndim: int, class_axis: int):
     return x
 
 
-def full_shape_of(y_true, y_pred, class_axis: int) -> tuple:
+def full_shape_of(y_true: Array, y_pred: Array, class_axis: int) -> tuple[int | None, ...]:
     """``y_pred``'s shape at the target's resolution (sparse targets lack the class axis)."""
     shape = tuple(y_true.shape)
     if len(shape) == y_pred.ndim:
@@ -120,7 +125,8 @@ def full_shape_of(y_true, y_pred, class_axis: int) -> tuple:
     return shape[:class_axis] + (y_pred.shape[class_axis],) + shape[class_axis:]
 
 
-def supervised_levels(y_true, y_preds, *, class_axis: int, mask=None):
+def supervised_levels(y_true: Array, y_preds: Sequence[Array], *, class_axis: int,
+                      mask: Array | None = None) -> list[tuple[Array, Array | None]]:
     """``(y_true_i, mask_i)`` for each prediction of ``y_preds``, highest resolution first."""
     if not isinstance(y_preds, (list, tuple)):
         raise TypeError(f"y_preds must be a list or tuple of predictions, got {type(y_preds).__name__}")
@@ -137,7 +143,9 @@ def supervised_levels(y_true, y_preds, *, class_axis: int, mask=None):
     return levels
 
 
-def deep_supervision(loss, y_true, y_preds, *, weights=None, mask=None, **loss_options):
+def deep_supervision(loss: Callable[..., Array], y_true: Array, y_preds: Sequence[Array], *,
+                     weights: str | Sequence[float] | None = None, mask: Array | None = None,
+                     **loss_options: Any) -> Array:
     r"""A loss summed over the outputs of a deeply supervised network.
 
     .. math::
@@ -182,7 +190,7 @@ def deep_supervision(loss, y_true, y_preds, *, weights=None, mask=None, **loss_o
     return total
 
 
-def _default_class_axis(loss) -> int:
+def _default_class_axis(loss: Callable[..., Array]) -> int:
     try:
         parameter = inspect.signature(loss).parameters.get("class_axis")
     except (TypeError, ValueError):  # a callable without a signature

@@ -8,7 +8,11 @@ smoothing (docs: Concepts › Label smoothing).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
 from . import validation as v
+from ._typing import Array, Epsilon
 from .distribution import (
     binary_focal_crossentropy,
     categorical_focal_weights,
@@ -23,17 +27,17 @@ from .region import focal_tversky_kernel
 _UNIT, _NONNEG = UNIT_INTERVAL, NONNEGATIVE
 
 
-def _uses_sigmoid(from_logits, num_classes: int) -> bool:
+def _uses_sigmoid(from_logits: bool | str, num_classes: int) -> bool:
     """A sigmoid activation: one channel, or ``from_logits="sigmoid"`` (docs: Losses › Dice + cross-entropy)."""
     return num_classes == 1 or from_logits == "sigmoid"
 
 
-def _dice(inputs: Prepared, *, epsilon: float, **region):
+def _dice(inputs: Prepared, *, epsilon: Epsilon, **region: Any) -> Array:
     """``1 - DSC``: :func:`~lossfns.f1_loss` on the prepared inputs, with the region options."""
     return focal_tversky_kernel(inputs, alpha=0.5, beta=0.5, gamma=1.0, epsilon=epsilon, **region)
 
 
-def _weighted_sum(weight_a: float, a, weight_b: float, b):
+def _weighted_sum(weight_a: float, a: Array, weight_b: float, b: Array) -> Array:
     """``w_a·a + w_b·b``, without multiplying by a weight of 1 (one operation each way)."""
     if weight_a != 1.0:
         a = weight_a * a
@@ -42,7 +46,7 @@ def _weighted_sum(weight_a: float, a, weight_b: float, b):
     return a + b
 
 
-def _binary_alpha(alpha):
+def _binary_alpha(alpha: float | Sequence[float] | None) -> float | None:
     """``alpha`` of the binary focal part: ``None`` or one weight in [0, 1]."""
     if isinstance(alpha, tuple):
         raise ValueError(
@@ -52,7 +56,8 @@ def _binary_alpha(alpha):
     return None if alpha is None else UNIT_INTERVAL.check("alpha", alpha)
 
 
-def _focal_part(inputs: Prepared, *, sigmoid: bool, alpha, gamma: float, label_smoothing: float):
+def _focal_part(inputs: Prepared, *, sigmoid: bool, alpha: float | Sequence[float] | None, gamma: float,
+                label_smoothing: float) -> Array:
     """Categorical focal loss over every class, or binary focal loss with a sigmoid."""
     if sigmoid:
         return binary_focal_crossentropy(inputs, alpha=_binary_alpha(alpha), gamma=gamma,
@@ -62,7 +67,8 @@ def _focal_part(inputs: Prepared, *, sigmoid: bool, alpha, gamma: float, label_s
                                        label_smoothing=label_smoothing)
 
 
-def _cross_entropy_part(inputs: Prepared, *, sigmoid: bool, class_weights, label_smoothing: float):
+def _cross_entropy_part(inputs: Prepared, *, sigmoid: bool, class_weights: Sequence[float] | None,
+                        label_smoothing: float) -> Array:
     """Cross-entropy over every class, weighted by class as torch's ``CrossEntropyLoss(weight)``
     (normalised by the weights of the labels), or binary with ``pos_weight`` for a sigmoid."""
     if sigmoid:
@@ -76,11 +82,15 @@ def _cross_entropy_part(inputs: Prepared, *, sigmoid: bool, class_weights, label
 
 @v.validated(ce_weight=_NONNEG, dice_weight=_NONNEG, epsilon=SMOOTHING, label_smoothing=_UNIT,
              ce_class_weights=PerClass(), squared_pred=Boolean())
-def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5, label_smoothing=0.0,
-                 ce_class_weights=None, squared_pred=False, average="macro", class_weights=None,
-                 include_background=True, background_index=0, soft_label=False, class_axis=-1,
-                 from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-                 all_reduce=None):
+def dice_ce_loss(y_true: Array, y_pred: Array, *, ce_weight: float = 1.0, dice_weight: float = 1.0,
+                 epsilon: float | tuple[float, float] = 1e-5, label_smoothing: float = 0.0,
+                 ce_class_weights: Sequence[float] | None = None, squared_pred: bool = False,
+                 average: Literal["macro", "micro", "weighted"] = "macro",
+                 class_weights: Sequence[float] | None = None, include_background: bool = True,
+                 background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                 from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                 ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                 all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Dice loss plus cross-entropy (nnU-Net's and MONAI's default segmentation loss).
 
     .. math::
@@ -143,11 +153,15 @@ def dice_ce_loss(y_true, y_pred, *, ce_weight=1.0, dice_weight=1.0, epsilon=1e-5
 
 @v.validated(focal_weight=_NONNEG, dice_weight=_NONNEG, alpha=PerClass(allow_scalar=True), gamma=_NONNEG,
              epsilon=SMOOTHING, label_smoothing=_UNIT, squared_pred=Boolean())
-def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=None, gamma=2.0,
-                    epsilon=1e-5, label_smoothing=0.0, squared_pred=False, average="macro", class_weights=None,
-                    include_background=True, background_index=0, soft_label=False, class_axis=-1,
-                    from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-                    all_reduce=None):
+def dice_focal_loss(y_true: Array, y_pred: Array, *, focal_weight: float = 1.0, dice_weight: float = 1.0,
+                    alpha: float | Sequence[float] | None = None, gamma: float = 2.0,
+                    epsilon: float | tuple[float, float] = 1e-5, label_smoothing: float = 0.0,
+                    squared_pred: bool = False, average: Literal["macro", "micro", "weighted"] = "macro",
+                    class_weights: Sequence[float] | None = None, include_background: bool = True,
+                    background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                    from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                    ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                    all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Dice loss plus focal loss.
 
     .. math::
@@ -202,11 +216,17 @@ def dice_focal_loss(y_true, y_pred, *, focal_weight=1.0, dice_weight=1.0, alpha=
 
 @v.validated(gdl_weight=_NONNEG, focal_weight=_NONNEG, weighting=WEIGHTING, gamma=_NONNEG,
              alpha=PerClass(allow_scalar=True), epsilon=SMOOTHING, label_smoothing=_UNIT)
-def generalized_dice_focal_loss(y_true, y_pred, *, gdl_weight=1.0, focal_weight=1.0, weighting="square",
-                                gamma=2.0, alpha=None, epsilon=1e-5, label_smoothing=0.0,
-                                include_background=True, background_index=0, soft_label=False,
-                                class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-                                batch=False, validate=False, all_reduce=None):
+def generalized_dice_focal_loss(y_true: Array, y_pred: Array, *, gdl_weight: float = 1.0,
+                                focal_weight: float = 1.0,
+                                weighting: Literal["square", "simple", "uniform"] = "square",
+                                gamma: float = 2.0, alpha: float | Sequence[float] | None = None,
+                                epsilon: float | tuple[float, float] = 1e-5, label_smoothing: float = 0.0,
+                                include_background: bool = True, background_index: int = 0,
+                                soft_label: bool = False, class_axis: int = -1,
+                                from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                                mask: Array | None = None, ignore_index: int | None = None,
+                                batch: bool = False, validate: bool = False,
+                                all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Generalized Dice plus focal loss (MONAI's ``GeneralizedDiceFocalLoss``).
 
     .. math::

@@ -1,4 +1,6 @@
-"""Distribution losses: binary and categorical cross-entropy and focal loss (docs: Losses › Distribution and compound losses).
+"""Distribution losses: binary and categorical cross-entropy and focal loss.
+
+Docs: Losses › Distribution and compound losses.
 
 Per-element losses, averaged over the elements of each sample with the mask as weights.
 With probabilities, ``p`` is clipped to ``[1e-7, 1 - 1e-7]`` inside the logs and focal
@@ -7,23 +9,26 @@ factors; with logits every log comes from log-softmax / log-sigmoid and nothing 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array
 from .domains import NONNEGATIVE, UNIT_INTERVAL, FromLogits, OrNone, PerClass
 from .inputs import Prepared, prepare
 
 _SIGMOID_ONLY = FromLogits(binary=True)
 
 
-def class_constants(num_classes: int, background: int, *, background_value: float, rare_value: float):
+def class_constants(num_classes: int, background: int, *, background_value: float,
+                    rare_value: float) -> tuple[float, ...]:
     """A per-class tuple: ``background_value`` at ``background``, ``rare_value`` elsewhere."""
     return tuple(background_value if c == background else rare_value for c in range(num_classes))
 
 
-def _per_label(inputs: Prepared, values: Sequence[float]):
+def _per_label(inputs: Prepared, values: Sequence[float]) -> Array | float:
     """``values[label]`` per element for sparse labels, without a one-hot."""
     # Compared with == only (no set, no hashing): under torch.compile the values may be
     # symbolic floats, which compare (Dynamo guards on the outcome) but do not hash.
@@ -46,8 +51,8 @@ def _per_label(inputs: Prepared, values: Sequence[float]):
     return pr.gather(inputs, pr.class_vector(inputs, values) + xp.zeros_like(inputs.reference))
 
 
-def focal_factor(inputs: Prepared, complement, *, gamma: float, background_gamma: float,
-                 is_background):
+def focal_factor(inputs: Prepared, complement: Array, *, gamma: float, background_gamma: float,
+                 is_background: Array | None) -> Array:
     """``(1 - p)**γ`` with its own γ for the background class, from a guarded power.
 
     ``complement`` is ``1 - clip(p)`` or exact from logits, never negative: no clamp needed.
@@ -59,8 +64,8 @@ def focal_factor(inputs: Prepared, complement, *, gamma: float, background_gamma
     return xp.where(is_background, nx.guarded_power(xp, complement, background_gamma, clamp=False), rare)
 
 
-def _dense_focal_terms(inputs: Prepared, target, *, class_weights: Sequence[float],
-                       gamma: float, background_gamma: float, background: int):
+def _dense_focal_terms(inputs: Prepared, target: Array | float, *, class_weights: Sequence[float],
+                       gamma: float, background_gamma: float, background: int) -> Array:
     r"""``Σ_c w_c (1 - p_c)^{γ_c} (-target_c \log p_c)`` with a size-1 class axis.
 
     ``target`` is a dense label array or a scalar constant (the uniform ``s/C`` of label
@@ -90,7 +95,7 @@ def _dense_focal_terms(inputs: Prepared, target, *, class_weights: Sequence[floa
 
 
 def _sparse_focal_terms(inputs: Prepared, *, class_weights: Sequence[float], gamma: float,
-                        background_gamma: float, background: int):
+                        background_gamma: float, background: int) -> Array:
     r"""The labelled class's ``w (1 - p)^γ (-\log p)``, gathered: never a one-hot."""
     terms = pr.labelled_cross_entropy(inputs)
     weight = _per_label(inputs, class_weights)
@@ -107,7 +112,7 @@ def _sparse_focal_terms(inputs: Prepared, *, class_weights: Sequence[float], gam
 
 def weighted_focal_crossentropy(inputs: Prepared, *, class_weights: Sequence[float],
                                 gamma: float, background_gamma: float | None = None,
-                                background: int = 0, label_smoothing: float = 0.0):
+                                background: int = 0, label_smoothing: float = 0.0) -> Array:
     r"""Per-sample mean of ``Σ_c w_c (1 - p_c)^{γ_c} (-y'_c \log p_c)``.
 
     ``γ_c`` is ``background_gamma`` for the background class and ``gamma`` for the others;
@@ -120,7 +125,8 @@ def weighted_focal_crossentropy(inputs: Prepared, *, class_weights: Sequence[flo
         background=background, label_smoothing=label_smoothing))
 
 
-def class_weighted_crossentropy(inputs: Prepared, *, class_weights: Sequence[float], label_smoothing: float = 0.0):
+def class_weighted_crossentropy(inputs: Prepared, *, class_weights: Sequence[float],
+                                label_smoothing: float = 0.0) -> Array:
     r"""``Σ_i m_i Σ_c w_c y'_ic (-\log p_ic) / Σ_i m_i Σ_c w_c y'_ic`` per sample (the batch
     with ``batch=True``): torch's ``CrossEntropyLoss(weight=w)`` normalisation, 0 where the
     weights sum to 0. An out-of-range label weighs nothing (no class)."""
@@ -142,11 +148,11 @@ def class_weighted_crossentropy(inputs: Prepared, *, class_weights: Sequence[flo
 
 def focal_crossentropy_terms(inputs: Prepared, *, class_weights: Sequence[float], gamma: float,
                              background_gamma: float | None = None, background: int = 0,
-                             label_smoothing: float = 0.0):
+                             label_smoothing: float = 0.0) -> Array:
     """The per-element terms of :func:`weighted_focal_crossentropy` (size-1 class axis)."""
     background_gamma = gamma if background_gamma is None else background_gamma
-    focal = dict(class_weights=class_weights, gamma=gamma, background_gamma=background_gamma,
-                 background=background)
+    focal: dict[str, Any] = {"class_weights": class_weights, "gamma": gamma,
+                             "background_gamma": background_gamma, "background": background}
     s = label_smoothing
     if inputs.target is None:  # sparse: the labelled class plus the uniform part, no one-hot
         terms = _sparse_focal_terms(inputs, **focal)
@@ -161,7 +167,8 @@ def focal_crossentropy_terms(inputs: Prepared, *, class_weights: Sequence[float]
     return terms
 
 
-def _binary_terms(inputs: Prepared, log_p, log_q, *, alpha, gamma: float, positive: bool):
+def _binary_terms(inputs: Prepared, log_p: Array, log_q: Array, *, alpha: float | None, gamma: float,
+                  positive: bool) -> Array:
     """The positive ``-α (1-p)^γ log p`` or negative ``-(1-α) p^γ log(1-p)`` term.
 
     Signs and α are folded into one constant: every full-size operation is one pass in
@@ -177,8 +184,9 @@ def _binary_terms(inputs: Prepared, log_p, log_q, *, alpha, gamma: float, positi
     return term
 
 
-def binary_focal_crossentropy(inputs: Prepared, *, alpha, gamma: float,
-                              label_smoothing: float = 0.0, positive_weights=None):
+def binary_focal_crossentropy(inputs: Prepared, *, alpha: float | None, gamma: float,
+                              label_smoothing: float = 0.0,
+                              positive_weights: Sequence[float] | None = None) -> Array:
     """Per-sample mean over elements and channels of the binary (focal) cross-entropy.
 
     The focal factors are ``exp(γ·log(1-p))`` and ``exp(γ·log p)``: finite for logits of any
@@ -188,10 +196,10 @@ def binary_focal_crossentropy(inputs: Prepared, *, alpha, gamma: float,
     """
     xp = inputs.xp
     log_p, log_q = pr.log_probabilities(inputs), pr.log_complement(inputs)
-    focal = dict(alpha=alpha, gamma=gamma)
+    focal: dict[str, Any] = {"alpha": alpha, "gamma": gamma}
     negative = _binary_terms(inputs, log_p, log_q, positive=False, **focal)
 
-    def weighted(positive, per_label=False):
+    def weighted(positive: Array, per_label: bool = False) -> Array:
         if positive_weights is None:
             return positive
         return positive * (_per_label(inputs, positive_weights) if per_label
@@ -222,8 +230,10 @@ def binary_focal_crossentropy(inputs: Prepared, *, alpha, gamma: float,
 
 
 @v.validated(label_smoothing=UNIT_INTERVAL, from_logits=_SIGMOID_ONLY)
-def binary_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, from_logits=False, mask=None,
-                        ignore_index=None, batch=False, validate=False, all_reduce=None):
+def binary_crossentropy(y_true: Array, y_pred: Array, *, label_smoothing: float = 0.0, class_axis: int = -1,
+                        from_logits: bool | Literal["sigmoid"] = False, mask: Array | None = None,
+                        ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                        all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Binary cross-entropy, averaged over channels and elements.
 
     .. math::
@@ -258,9 +268,11 @@ def binary_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, f
 
 @v.validated(alpha=OrNone(UNIT_INTERVAL), gamma=NONNEGATIVE, label_smoothing=UNIT_INTERVAL,
              from_logits=_SIGMOID_ONLY)
-def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, label_smoothing=0.0,
-                      class_axis=-1, from_logits=False,
-                      mask=None, ignore_index=None, batch=False, validate=False, all_reduce=None):
+def binary_focal_loss(y_true: Array, y_pred: Array, *, alpha: float | None = 0.25, gamma: float = 2.0,
+                      label_smoothing: float = 0.0, class_axis: int = -1,
+                      from_logits: bool | Literal["sigmoid"] = False, mask: Array | None = None,
+                      ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                      all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Binary focal loss (Lin et al. 2017), averaged over channels and elements.
 
     .. math::
@@ -299,8 +311,11 @@ def binary_focal_loss(y_true, y_pred, *, alpha=0.25, gamma=2.0, label_smoothing=
 
 
 @v.validated(label_smoothing=UNIT_INTERVAL)
-def categorical_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=-1, from_logits=False, mask=None,
-                             ignore_index=None, batch=False, validate=False, all_reduce=None):
+def categorical_crossentropy(y_true: Array, y_pred: Array, *, label_smoothing: float = 0.0,
+                             class_axis: int = -1, from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                             mask: Array | None = None, ignore_index: int | None = None, batch: bool = False,
+                             validate: bool = False,
+                             all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Categorical cross-entropy, averaged over elements.
 
     .. math::
@@ -335,7 +350,7 @@ def categorical_crossentropy(y_true, y_pred, *, label_smoothing=0.0, class_axis=
                                        label_smoothing=label_smoothing)
 
 
-def categorical_focal_weights(alpha, num_classes: int):
+def categorical_focal_weights(alpha: float | Sequence[float] | None, num_classes: int) -> Sequence[float]:
     """``alpha`` of the categorical focal loss (checked) as one weight per class."""
     if alpha is None:
         return (1.0,) * num_classes
@@ -346,9 +361,12 @@ def categorical_focal_weights(alpha, num_classes: int):
 
 @v.validated(two_channels=True, alpha=PerClass(allow_scalar=True), gamma=NONNEGATIVE,
              label_smoothing=UNIT_INTERVAL)
-def categorical_focal_loss(y_true, y_pred, *, alpha=None, gamma=2.0, label_smoothing=0.0, class_axis=-1,
-                           from_logits=False, mask=None, ignore_index=None, batch=False,
-                           validate=False, all_reduce=None):
+def categorical_focal_loss(y_true: Array, y_pred: Array, *, alpha: float | Sequence[float] | None = None,
+                           gamma: float = 2.0, label_smoothing: float = 0.0, class_axis: int = -1,
+                           from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                           mask: Array | None = None, ignore_index: int | None = None, batch: bool = False,
+                           validate: bool = False,
+                           all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Categorical focal loss (Lin et al. 2017), averaged over elements.
 
     .. math::

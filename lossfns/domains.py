@@ -14,13 +14,14 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 
-def _is_real_number(value) -> bool:
+def _is_real_number(value: object) -> TypeGuard[numbers.Real]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def check_real(name: str, value) -> float:
+def check_real(name: str, value: object) -> float:
     """A finite real number (NaN and infinities are rejected by name)."""
     if not _is_real_number(value):
         raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
@@ -30,17 +31,24 @@ def check_real(name: str, value) -> float:
     return value
 
 
-def _bound(x: float) -> str:
-    return f"{x:g}"
+def check_int(name: str, value: object) -> int:
+    """An int, not a bool (a ``numbers.Integral`` such as ``numpy.int64`` becomes an int)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    return int(value)
+
+
+def _bound(x: float | None) -> str:
+    return "-inf" if x is None else f"{x:g}"
 
 
 class Domain:
     """A set of valid values: ``check`` returns the normalised value or raises naming it."""
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         raise NotImplementedError
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[Any, ...]:
         """Values outside the domain whose check raises a ``ValueError``."""
         return ()
 
@@ -59,7 +67,7 @@ class Interval(Domain):
     high: float | None = None
     why: str = ""
 
-    def check(self, name: str, value) -> float:
+    def check(self, name: str, value: Any) -> float:
         value = check_real(name, value)
         low, high = self.low, self.high
         if high is None or self.why:
@@ -73,8 +81,9 @@ class Interval(Domain):
             raise ValueError(f"{name} must lie in [{_bound(low)}, {_bound(high)}], got {value}")
         return value
 
-    def invalid_examples(self) -> tuple:
-        below = () if self.low is None else (self.low - (1e-9 if self.low == 0 and self.high is None else 0.1),)
+    def invalid_examples(self) -> tuple[float, ...]:
+        step = 1e-9 if self.low == 0 and self.high is None else 0.1
+        below: tuple[float, ...] = () if self.low is None else (self.low - step,)
         above = () if self.high is None else (self.high + 0.1,)
         return above + below if self.why else below + above  # the bound that is explained first
 
@@ -90,10 +99,10 @@ class OrNone(Domain):
 
     inner: Domain
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         return None if value is None else self.inner.check(name, value)
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[Any, ...]:
         return self.inner.invalid_examples()
 
     def describe(self) -> str:
@@ -107,10 +116,10 @@ class Choice(Domain):
     ``strings_only``: a value that is not a string is a ``TypeError`` (a named mode).
     """
 
-    choices: tuple
+    choices: tuple[Any, ...]
     strings_only: bool = False
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         listed = ", ".join(repr(c) for c in self.choices)
         if self.strings_only and not isinstance(value, str):
             raise TypeError(f"{name} must be one of {listed}, got {value!r} of type {type(value).__name__}")
@@ -124,7 +133,7 @@ class Choice(Domain):
             raise ValueError(f"{name} must be one of {listed}; got {value!r}")
         return value
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[str, ...]:
         return ("no such choice",)
 
     def describe(self) -> str:
@@ -142,17 +151,15 @@ class Integer(Domain):
     meaning: str = ""
     optional: bool = False
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> int | None:
         if value is None and self.optional:
             return None
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-        value = int(value)
+        value = check_int(name, value)
         if self.low is not None and value < self.low:
             raise ValueError(f"{name} must be a non-negative int ({self.meaning}), got {value}")
         return value
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[int, ...]:
         return () if self.low is None else (self.low - 1,)
 
     def describe(self) -> str:
@@ -161,7 +168,7 @@ class Integer(Domain):
 
 @dataclass(frozen=True)
 class Boolean(Domain):
-    def check(self, name: str, value) -> bool:
+    def check(self, name: str, value: Any) -> bool:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {value!r}")
         return value
@@ -177,11 +184,15 @@ class PerClass(Domain):
 
     allow_scalar: bool = False
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> float | tuple[float, ...] | None:
         if value is None:
             return None
         if self.allow_scalar and _is_real_number(value):
             return NONNEGATIVE.check(name, value)
+        return self.check_sequence(name, value)
+
+    def check_sequence(self, name: str, value: Any) -> tuple[float, ...]:
+        """A sequence of non-negative reals (not ``None``, not one number) as a tuple."""
         if hasattr(value, "tolist"):  # a NumPy array or tensor of weights given at construction
             value = value.tolist()
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
@@ -193,7 +204,7 @@ class PerClass(Domain):
                 raise ValueError(f"{name}[{i}] must be >= 0, got {w}")
         return weights
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[Any, ...]:
         return ((-0.5,) if self.allow_scalar else ()) + ([1.0, -1.0],)
 
     def describe(self) -> str:
@@ -210,7 +221,7 @@ class Smoothing(Domain):
 
     pair: bool = True
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> float | tuple[float, ...]:
         if _is_real_number(value):
             return NONNEGATIVE.check(name, value)
         if hasattr(value, "tolist"):
@@ -226,7 +237,7 @@ class Smoothing(Domain):
                              f"{list(value)!r} ({len(value)} entries)")
         return tuple(NONNEGATIVE.check(f"{name}[{i}]", v) for i, v in enumerate(value))
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[Any, ...]:
         return (-1e-9,) + (([1e-5, -1.0], [1.0, 2.0, 3.0]) if self.pair else ([1e-5, 1e-5],))
 
     def describe(self) -> str:
@@ -237,7 +248,7 @@ class Smoothing(Domain):
 class Anything(Domain):
     """Not checked here: an array, which ``array_namespace`` names if it is not one."""
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         return value
 
     def describe(self) -> str:
@@ -255,7 +266,7 @@ class FromLogits(Domain):
     binary: bool = False
     logits_only: str = ""  # the loss's name when it takes logits only
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         Choice(FROM_LOGITS).check(name, value)
         if self.logits_only and value is not True and value != "sigmoid":
             raise ValueError(
@@ -266,7 +277,7 @@ class FromLogits(Domain):
             raise ValueError(f"{name}='softmax' is not valid for a binary loss; use True or 'sigmoid'")
         return value
 
-    def invalid_examples(self) -> tuple:
+    def invalid_examples(self) -> tuple[str, ...]:
         return ("relu",) + (("softmax",) if self.binary else ())
 
     def describe(self) -> str:
@@ -282,7 +293,7 @@ class AllReduce(Domain):
 
     additive: bool = True
 
-    def check(self, name: str, value):
+    def check(self, name: str, value: Any) -> Any:
         if value is not None and not self.additive:
             raise ValueError(
                 f"{name} is not supported by the Lovász losses: a global Lovász loss cannot be "

@@ -1,10 +1,17 @@
-"""Generalized Dice loss (Sudre et al. 2017): one Dice ratio with per-class weights (docs: Losses › Generalized Dice)."""
+"""Generalized Dice loss (Sudre et al. 2017): one Dice ratio with per-class weights.
+
+Docs: Losses › Generalized Dice.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
 
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array, Epsilon, Namespace
 from .confusion import confusion_sums
 from .domains import SMOOTHING, Choice
 from .inputs import Prepared, prepare
@@ -14,7 +21,7 @@ WEIGHTINGS = ("square", "simple", "uniform")
 WEIGHTING = Choice(WEIGHTINGS, strings_only=True)
 
 
-def class_weights_from_labels(xp, actual, weighting: str):
+def class_weights_from_labels(xp: Namespace, actual: Array, weighting: str) -> Array:
     """``w_c = 1/A_c²``, ``1/A_c`` or 1 from the label sums ``A_c = Σ m·y_c`` (``[..., classes]``).
 
     A class absent from the labels (``A_c = 0``, an infinite weight) takes the largest weight
@@ -37,10 +44,14 @@ def class_weights_from_labels(xp, actual, weighting: str):
 
 
 @v.validated(weighting=WEIGHTING, epsilon=SMOOTHING)
-def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
-                          include_background=True, background_index=0, soft_label=False,
-                          class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-                          batch=False, validate=False, all_reduce=None):
+def generalized_dice_loss(y_true: Array, y_pred: Array, *,
+                          weighting: Literal["square", "simple", "uniform"] = "square",
+                          epsilon: float | tuple[float, float] = 1e-5, include_background: bool = True,
+                          background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                          from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                          mask: Array | None = None, ignore_index: int | None = None, batch: bool = False,
+                          validate: bool = False,
+                          all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Generalized Dice loss (Sudre et al. 2017), classes summed inside one ratio.
 
     .. math::
@@ -86,8 +97,8 @@ def generalized_dice_loss(y_true, y_pred, *, weighting="square", epsilon=1e-5,
                                    include_background=include_background, background_index=background_index)
 
 
-def generalized_dice_kernel(inputs: Prepared, *, weighting, epsilon, include_background=True,
-                            background_index=0):
+def generalized_dice_kernel(inputs: Prepared, *, weighting: str, epsilon: Epsilon,
+                            include_background: bool = True, background_index: int = 0) -> Array:
     """Generalized Dice of prepared inputs (the confusion sums after ``all_reduce``)."""
     xp = inputs.xp
     sums = confusion_sums(inputs)  # after all_reduce: weights of the global batch

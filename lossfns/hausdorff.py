@@ -12,6 +12,8 @@ inside ``tf.function``. ``torch.compile`` can only break the graph around it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal
 
 from array_api_compat import is_jax_namespace, is_numpy_namespace, is_torch_namespace
 
@@ -19,9 +21,16 @@ from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
 from ._namespace import is_tensorflow_namespace
+from ._typing import Array, DType, Namespace
 from .domains import NONNEGATIVE, Boolean
 from .inputs import Prepared, prepare
 from .region import kept_classes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    #: :func:`distance_weights_host` with its options bound: two masks to NumPy weights.
+    _Host = Callable[[Array, Array], np.ndarray]
 
 #: The message under ``torch.compile(fullgraph=True)``, where no host call can happen.
 COMPILE_MESSAGE = (
@@ -32,9 +41,11 @@ COMPILE_MESSAGE = (
 
 
 @v.validated(alpha=NONNEGATIVE, log=Boolean())
-def hausdorff_dt_loss(y_true, y_pred, *, alpha=2.0, log=False, include_background=False,
-                      background_index=0, class_axis=-1, from_logits=False, mask=None, batch=False,
-                      validate=False, all_reduce=None):
+def hausdorff_dt_loss(y_true: Array, y_pred: Array, *, alpha: float = 2.0, log: bool = False,
+                      include_background: bool = False, background_index: int = 0, class_axis: int = -1,
+                      from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                      batch: bool = False, validate: bool = False,
+                      all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Hausdorff distance loss (Karimi & Salcudean 2019): squared errors weighted by distances.
 
     .. math::
@@ -88,8 +99,8 @@ def hausdorff_dt_loss(y_true, y_pred, *, alpha=2.0, log=False, include_backgroun
                                background_index=background_index)
 
 
-def hausdorff_dt_kernel(inputs: Prepared, *, alpha=2.0, log=False, include_background=False,
-                        background_index=0):
+def hausdorff_dt_kernel(inputs: Prepared, *, alpha: float = 2.0, log: bool = False,
+                        include_background: bool = False, background_index: int = 0) -> Array:
     """The Hausdorff distance loss of prepared inputs (dense or sparse labels)."""
     xp, axis = inputs.xp, inputs.class_axis
     if inputs.reference.ndim < 3:
@@ -104,22 +115,23 @@ def hausdorff_dt_kernel(inputs: Prepared, *, alpha=2.0, log=False, include_backg
         (y,) = pr.select_classes(inputs, kept, inputs.target)
         true_mask, error = y > 0.5, (p - y) ** 2
     else:  # sparse: one boolean comparison per kept class, never a float one-hot
-        true_mask = inputs.labels == _kept_labels(inputs, kept)
+        true_mask = pr.sparse_labels(inputs) == _kept_labels(inputs, kept)
         error = xp.where(true_mask, 1.0 - p, p) ** 2
     weights = distance_weights(xp, p > 0.5, true_mask, alpha=alpha, class_axis=axis, dtype=inputs.dtype)
     loss = pr.weighted_mean(inputs, xp.mean(error * weights, axis=axis, keepdims=True))
     return xp.log1p(loss) if log else loss
 
 
-def _kept_labels(inputs: Prepared, kept):
+def _kept_labels(inputs: Prepared, kept: list[int]) -> Array:
     """The kept class indices in the labels' dtype, shaped along the class axis."""
-    xp = inputs.xp
-    shape = [1] * inputs.labels.ndim
+    xp, labels = inputs.xp, pr.sparse_labels(inputs)
+    shape = [1] * labels.ndim
     shape[inputs.class_axis] = len(kept)
-    return xp.reshape(xp.asarray(kept, dtype=inputs.labels.dtype, device=inputs.device), tuple(shape))
+    return xp.reshape(xp.asarray(kept, dtype=labels.dtype, device=inputs.device), tuple(shape))
 
 
-def distance_weights(xp, pred_mask, true_mask, *, alpha, class_axis, dtype):
+def distance_weights(xp: Namespace, pred_mask: Array, true_mask: Array, *, alpha: float, class_axis: int,
+                     dtype: DType) -> Array:
     """``d_p^α + d_y^α`` of two boolean masks, as a constant array of ``xp`` in ``dtype``.
 
     The host computes it (:func:`distance_weights_host`); each library reaches the host its
@@ -147,7 +159,7 @@ def distance_weights(xp, pred_mask, true_mask, *, alpha, class_axis, dtype):
     return _through_numpy(xp, host, pred_mask, true_mask)
 
 
-def _through_numpy(xp, host, pred_mask, true_mask):
+def _through_numpy(xp: Namespace, host: _Host, pred_mask: Array, true_mask: Array) -> Array:
     """Other array API libraries (array-api-strict, Dask): via NumPy on the default device."""
     import numpy as np
 
@@ -160,7 +172,7 @@ def _through_numpy(xp, host, pred_mask, true_mask):
     return weights if device == home else weights.to_device(device)
 
 
-def _torch_weights(host, pred_mask, true_mask):
+def _torch_weights(host: _Host, pred_mask: Array, true_mask: Array) -> Array:
     import torch
 
     # Dynamo can trace neither SciPy nor a host round trip; under fullgraph=True this raise
@@ -175,7 +187,8 @@ def _torch_weights(host, pred_mask, true_mask):
     return torch.from_numpy(weights).to(pred_mask.device)
 
 
-def distance_weights_host(pred_mask, true_mask, *, alpha, class_axis, bits=64):
+def distance_weights_host(pred_mask: Array, true_mask: Array, *, alpha: float, class_axis: int,
+                          bits: int = 64) -> np.ndarray:
     """NumPy ``d_p^α + d_y^α`` of boolean masks ``[batch, ..., classes, ...]`` (float32/64 by ``bits``).
 
     The fields are computed and raised to ``α`` in float64 and rounded once at the end.
@@ -193,7 +206,7 @@ def distance_weights_host(pred_mask, true_mask, *, alpha, class_axis, bits=64):
     return np.moveaxis(weights, 1, class_axis).astype(np.float64 if bits == 64 else np.float32)
 
 
-def distance_field(edt, mask):
+def distance_field(edt: Callable[[np.ndarray], np.ndarray], mask: np.ndarray) -> np.ndarray:
     """Each element's distance to the nearest element of the other value; 0 without one."""
     import numpy as np
 
@@ -203,7 +216,7 @@ def distance_field(edt, mask):
     return edt(mask) + edt(~mask)
 
 
-def _distance_transform():
+def _distance_transform() -> Callable[[np.ndarray], np.ndarray]:
     try:
         from scipy.ndimage import distance_transform_edt
     except ImportError as exc:

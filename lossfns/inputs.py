@@ -11,11 +11,14 @@ public function or when an adapter was built. The plain functions of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from . import numerics as nx
 from . import validation as v
 from ._namespace import array_namespace, read_variables
+from ._typing import Array, Device, DType, Namespace
 
 
 @dataclass
@@ -45,21 +48,21 @@ class Prepared:
       cache: derived arrays, computed once per call by :mod:`lossfns.prepared`.
     """
 
-    xp: object
+    xp: Namespace
     class_axis: int
-    reduce_axes: tuple
+    reduce_axes: tuple[int, ...]
     num_classes: int
-    dtype: object
-    device: object
-    probs: object = None
-    logits: object = None
-    activation: str | None = None
-    target: object = None
-    labels: object = None
-    weights: object = None
-    all_reduce: object = None
+    dtype: DType
+    device: Device
+    probs: Array | None = None
+    logits: Array | None = None
+    activation: Literal["softmax", "sigmoid"] | None = None
+    target: Array | None = None
+    labels: Array | None = None
+    weights: Array | None = None
+    all_reduce: Callable[[Array], Array] | None = None
     soft_label: bool = False
-    cache: dict = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @property
     def from_logits(self) -> bool:
@@ -67,21 +70,21 @@ class Prepared:
         return self.activation is not None
 
     @property
-    def sigmoid_logits(self):
+    def sigmoid_logits(self) -> Array | None:
         """The logits with a sigmoid activation (``log(1 - p) = log_sigmoid(-z)``), else ``None``."""
         return self.logits if self.activation == "sigmoid" else None
 
     @property
-    def reference(self):
+    def reference(self) -> Array:
         """The prediction as given (probabilities or logits): its shape is the input's."""
         return self.logits if self.probs is None else self.probs
 
 
-def _is_integer(xp, dtype) -> bool:
+def _is_integer(xp: Namespace, dtype: DType) -> bool:
     return xp.isdtype(dtype, "integral")
 
 
-def _compute_dtype(xp, y_pred):
+def _compute_dtype(xp: Namespace, y_pred: Array) -> DType:
     if not xp.isdtype(y_pred.dtype, "real floating"):
         raise TypeError(f"y_pred must be a floating-point array, got dtype {y_pred.dtype}")
     if xp.finfo(y_pred.dtype).bits < 32:
@@ -89,7 +92,8 @@ def _compute_dtype(xp, y_pred):
     return y_pred.dtype
 
 
-def _activation(from_logits, num_classes: int, binary_loss: bool):
+def _activation(from_logits: bool | Literal["softmax", "sigmoid"], num_classes: int,
+                binary_loss: bool) -> Literal["softmax", "sigmoid"] | None:
     if from_logits is False:
         return None
     if binary_loss:
@@ -101,7 +105,8 @@ def _activation(from_logits, num_classes: int, binary_loss: bool):
     return from_logits
 
 
-def label_layout(true_shape, pred_shape, class_axis: int) -> str:
+def label_layout(true_shape: Sequence[int | None], pred_shape: Sequence[int | None],
+                 class_axis: int) -> Literal["dense", "indices"]:
     """``"dense"`` or ``"indices"``: the one shape rule for what ``y_true`` holds.
 
     Dense labels have ``y_pred``'s shape; class indices drop the class axis or give it size 1.
@@ -122,7 +127,8 @@ def label_layout(true_shape, pred_shape, class_axis: int) -> str:
     )
 
 
-def _split_labels(xp, y_true, y_pred_shape, class_axis):
+def _split_labels(xp: Namespace, y_true: Array, y_pred_shape: tuple[int | None, ...],
+                  class_axis: int) -> tuple[Array | None, Array | None]:
     """Return ``(target, labels)``: dense labels, or integer labels with a size-1 class axis.
 
     Against a single channel, labels without a class axis that are not integers (float or
@@ -143,7 +149,7 @@ def _split_labels(xp, y_true, y_pred_shape, class_axis):
     raise TypeError(f"sparse y_true (class indices) must have an integer dtype, got {dtype}")
 
 
-def label_value_or_none(xp, dtype, value):
+def label_value_or_none(xp: Namespace, dtype: DType, value: int | None) -> int | None:
     """``value`` if an integer label of ``dtype`` can hold it, else ``None``: no label equals it.
 
     ``labels == -1`` on uint8 labels casts -1 to 255 in torch, JAX and TensorFlow (and 256 to
@@ -156,7 +162,8 @@ def label_value_or_none(xp, dtype, value):
     return value if int(limits.min) <= value <= int(limits.max) else None
 
 
-def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype):
+def _element_weights(xp: Namespace, mask: Array | None, labels: Array | None, ignore_index: int | None, *,
+                     probs: Array, class_axis: int, dtype: DType) -> Array | None:
     """One weight array from ``mask`` and ``ignore_index`` (``None`` when neither is given).
 
     The result has ``probs``' shape with a size-1 class axis, so that ``Σ m`` counts the
@@ -191,7 +198,8 @@ def _element_weights(xp, mask, labels, ignore_index, *, probs, class_axis, dtype
     return weights
 
 
-def _check_data(xp, y_pred, target, labels, *, activation, num_classes, ignore_index):
+def _check_data(xp: Namespace, y_pred: Array, target: Array | None, labels: Array | None, *,
+                activation: str | None, num_classes: int, ignore_index: int | None) -> None:
     v.check_data_ranges(
         xp, y_pred=None if activation else y_pred,
         y_true=target if target is not None and not xp.isdtype(target.dtype, "bool") else None,
@@ -200,9 +208,12 @@ def _check_data(xp, y_pred, target, labels, *, activation, num_classes, ignore_i
     )
 
 
-def prepare(y_true, y_pred, *, class_axis=-1, from_logits=False, mask=None, ignore_index=None,
-            batch=False, validate=False, all_reduce=None, soft_label=False,
-            binary_loss=False, two_channels=False, per_class=None) -> Prepared:
+def prepare(y_true: Array, y_pred: Array, *, class_axis: int = -1,
+            from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+            ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+            all_reduce: Callable[[Array], Array] | None = None, soft_label: bool = False,
+            binary_loss: bool = False, two_channels: bool = False,
+            per_class: Mapping[str, Any] | None = None) -> Prepared:
     """Check the arrays against the (already checked) options and prepare them.
 
     Args:

@@ -10,9 +10,13 @@ Lovász loss cannot be assembled from per-replica sums, so ``all_reduce`` is ref
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Literal
+
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array, Namespace
 from .domains import AllReduce, Choice, FromLogits
 from .inputs import Prepared, prepare
 from .region import kept_classes
@@ -22,13 +26,13 @@ CLASSES = ("present", "all")
 _NOT_DISTRIBUTED = AllReduce(additive=False)
 
 
-def size_of(xp, x, axis: int):
+def size_of(xp: Namespace, x: Array, axis: int) -> int | Array:
     """The size of an axis; a scalar tensor for an unknown size under ``tf.function``."""
     size = x.shape[axis]
     return xp.size_of(x, axis) if size is None else size
 
 
-def as_sets(xp, x, class_axis: int, batch: bool):
+def as_sets(xp: Namespace, x: Array, class_axis: int, batch: bool) -> Array:
     """``[batch, ..., classes, ...]`` to ``[sets, classes, elements]``, one row per sorted set.
 
     A set is one sample (``sets = batch``) or, with ``batch=True``, the whole batch
@@ -45,7 +49,7 @@ def as_sets(xp, x, class_axis: int, batch: bool):
     return xp.reshape(x, (size_of(xp, x, 0), num_classes, -1))
 
 
-def lovasz_extension(xp, errors, labels):
+def lovasz_extension(xp: Namespace, errors: Array, labels: Array) -> tuple[Array, Array]:
     r"""``Σ_k e_π(k)·Δ_k`` along the last axis, ``π`` sorting ``errors`` decreasingly.
 
     ``J_k = 1 - (G - I_k)/(G + k - I_k)`` with ``I = cumsum(g)``, which is ``k/(G + k - I_k)``:
@@ -65,7 +69,7 @@ def lovasz_extension(xp, errors, labels):
     return xp.sum(sorted_errors * increments, axis=-1), xp.squeeze(total, axis=-1)
 
 
-def _errors_and_labels(inputs: Prepared, kept: list):
+def _errors_and_labels(inputs: Prepared, kept: list[int]) -> tuple[Array, Array]:
     """``e = |y - p|`` and ``g = y`` on the kept classes, 0 where an element is left out."""
     xp = inputs.xp
     p = pr.probabilities(inputs)
@@ -79,7 +83,7 @@ def _errors_and_labels(inputs: Prepared, kept: list):
     return _leave_out_masked(inputs, *pr.select_classes(inputs, kept, errors, y))
 
 
-def _leave_out_masked(inputs: Prepared, errors, y):
+def _leave_out_masked(inputs: Prepared, errors: Array, y: Array) -> tuple[Array, Array]:
     """Error 0 and label 0 where the mask (or ``ignore_index``) leaves an element out: it
     then sorts after every element that counts and adds nothing."""
     if inputs.weights is None:
@@ -89,14 +93,17 @@ def _leave_out_masked(inputs: Prepared, errors, y):
     return xp.where(keep, errors, 0.0), xp.where(keep, y, 0.0)
 
 
-def _finish(per_set, batch: bool):
+def _finish(per_set: Array, batch: bool) -> Array:
     return per_set[0] if batch else per_set
 
 
 @v.validated(classes=Choice(CLASSES), all_reduce=_NOT_DISTRIBUTED)
-def lovasz_softmax_loss(y_true, y_pred, *, classes="present", class_weights=None, include_background=True,
-                        background_index=0, class_axis=-1, from_logits=False, mask=None,
-                        ignore_index=None, batch=False, validate=False, all_reduce=None):
+def lovasz_softmax_loss(y_true: Array, y_pred: Array, *, classes: Literal["present", "all"] = "present",
+                        class_weights: Sequence[float] | None = None, include_background: bool = True,
+                        background_index: int = 0, class_axis: int = -1,
+                        from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                        ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                        all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Lovász-Softmax loss (Berman et al. 2018): a convex surrogate of the Jaccard loss.
 
     .. math::
@@ -150,7 +157,8 @@ def lovasz_softmax_loss(y_true, y_pred, *, classes="present", class_weights=None
                                kept=kept), batch)
 
 
-def _class_mean(inputs: Prepared, per_class, totals, *, classes, class_weights, kept):
+def _class_mean(inputs: Prepared, per_class: Array, totals: Array, *, classes: str,
+                class_weights: Sequence[float] | None, kept: list[int]) -> Array:
     """The (weighted) mean over the classes ``classes`` selects: every kept class, or those
     present in the set; ``Σ w·L / Σ w`` with ``class_weights``, 0 where nothing is selected."""
     xp = inputs.xp
@@ -165,8 +173,10 @@ def _class_mean(inputs: Prepared, per_class, totals, *, classes, class_weights, 
 
 
 @v.validated(from_logits=FromLogits(binary=True, logits_only="lovasz_hinge_loss"), all_reduce=_NOT_DISTRIBUTED)
-def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=None,
-                      ignore_index=None, batch=False, validate=False, all_reduce=None):
+def lovasz_hinge_loss(y_true: Array, y_pred: Array, *, class_axis: int = -1,
+                      from_logits: Literal[True, "sigmoid"] = True, mask: Array | None = None,
+                      ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                      all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Lovász hinge loss (Berman et al. 2018): binary, on logits.
 
     .. math::
@@ -202,7 +212,7 @@ def lovasz_hinge_loss(y_true, y_pred, *, class_axis=-1, from_logits=True, mask=N
     inputs = prepare(y_true, y_pred, class_axis=class_axis, from_logits="sigmoid", mask=mask,
                      ignore_index=ignore_index, batch=batch, validate=validate, binary_loss=True)
     xp = inputs.xp
-    logits = inputs.sigmoid_logits
+    logits = inputs.reference  # from_logits="sigmoid": the logits
     if inputs.target is not None:
         y = inputs.target
         margins = logits * (y + y - 1.0)

@@ -1,17 +1,24 @@
-"""Matthews correlation coefficient loss (docs: Losses › Matthews correlation), combined over classes like the region losses."""
+"""Matthews correlation coefficient loss, combined over classes like the region losses.
+
+Docs: Losses › Matthews correlation.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array, Namespace
 from .confusion import bounded_counts, confusion_sums
 from .domains import Smoothing
 from .inputs import Prepared, prepare
 from .region import AVERAGE_OR_NONE, combine_classes
 
 
-def matthews_correlation(xp, tp, fp, fn, tn, *, epsilon: float):
+def matthews_correlation(xp: Namespace, tp: Array, fp: Array, fn: Array, tn: Array, *, epsilon: float) -> Array:
     r"""``(TP·TN − FP·FN) / (sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) + ε)``, finite everywhere.
 
     The square root is guarded (its derivative at 0 is infinite). A zero denominator
@@ -25,14 +32,15 @@ def matthews_correlation(xp, tp, fp, fn, tn, *, epsilon: float):
     return xp.where(perfect, 1.0, mcc)
 
 
-def mcc_kernel(inputs: Prepared, *, epsilon, average="macro", class_weights=None,
-               include_background=True, background_index=0):
+def mcc_kernel(inputs: Prepared, *, epsilon: float, average: str = "macro",
+               class_weights: Sequence[float] | None = None, include_background: bool = True,
+               background_index: int = 0) -> Array:
     """The MCC loss of prepared inputs, from the clamped counts (:func:`bounded_counts`)."""
     xp = inputs.xp
     sums = confusion_sums(inputs)
     counts = bounded_counts(xp, sums, pr.element_total(inputs))
 
-    def class_loss(tp, fp, fn, tn):
+    def class_loss(tp: Array, fp: Array, fn: Array, tn: Array) -> Array:
         return 1.0 - matthews_correlation(xp, tp, fp, fn, tn, epsilon=epsilon)
 
     return combine_classes(inputs, counts, class_loss, support=sums.actual, average=average,
@@ -41,10 +49,13 @@ def mcc_kernel(inputs: Prepared, *, epsilon, average="macro", class_weights=None
 
 
 @v.validated(epsilon=Smoothing(pair=False), average=AVERAGE_OR_NONE)
-def mcc_loss(y_true, y_pred, *, epsilon=1e-5, average="macro", class_weights=None,
-             include_background=True, background_index=0, soft_label=False, class_axis=-1,
-             from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-             all_reduce=None):
+def mcc_loss(y_true: Array, y_pred: Array, *, epsilon: float = 1e-5,
+             average: Literal["macro", "micro", "weighted", "none"] = "macro",
+             class_weights: Sequence[float] | None = None, include_background: bool = True,
+             background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+             from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+             ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+             all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Matthews correlation coefficient loss.
 
     .. math::

@@ -6,7 +6,10 @@ core supports. Constants are created with the dtype and device of an input array
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ._namespace import is_tensorflow_namespace
+from ._typing import Array, Device, DType, Epsilon, Namespace
 
 #: Probabilities are clipped to ``[PROBABILITY_EPSILON, 1 - PROBABILITY_EPSILON]`` inside log
 #: terms and the focal factors next to them (Keras' ``backend.epsilon()``), nowhere else.
@@ -17,7 +20,7 @@ PROBABILITY_EPSILON = 1e-7
 POWER_FLOOR = 1e-12
 
 
-def device_of(xp, x):
+def device_of(xp: Namespace, x: Array) -> Device:
     """The device of ``x`` (``None`` where the library has no notion of one)."""
     getter = getattr(xp, "device_of", None)
     if getter is not None:  # our TensorFlow shim
@@ -27,17 +30,17 @@ def device_of(xp, x):
     return device(x)
 
 
-def full_like_scalar(xp, value, like):
+def full_like_scalar(xp: Namespace, value: float, like: Array) -> Array:
     """A 0-d array holding ``value`` with the dtype and device of ``like``."""
     return xp.asarray(value, dtype=like.dtype, device=device_of(xp, like))
 
 
-def smoothing(epsilon) -> tuple:
+def smoothing(epsilon: Epsilon) -> tuple[float, float]:
     """``(ε_numerator, ε_denominator)`` of a ratio's smoothing: a number is both."""
-    return tuple(epsilon) if isinstance(epsilon, tuple) else (epsilon, epsilon)
+    return epsilon if isinstance(epsilon, tuple) else (epsilon, epsilon)
 
 
-def smoothed_ratio(xp, numerator, denominator, epsilon):
+def smoothed_ratio(xp: Namespace, numerator: Array, denominator: Array, epsilon: Epsilon) -> Array:
     """``(n + ε_n) / (d + ε_d)``; 1, a perfect score, where ``d + ε_d`` is 0 (``ε_d = 0`` and
     nothing on either side), also when ``ε_n > 0``. With ``ε_d > 0`` and ``d >= 0`` the
     denominator is positive and the division is plain."""
@@ -49,7 +52,7 @@ def smoothed_ratio(xp, numerator, denominator, epsilon):
     return safe_divide(xp, numerator, denominator, default=1.0)
 
 
-def safe_divide(xp, numerator, denominator, default: float = 0.0):
+def safe_divide(xp: Namespace, numerator: Array, denominator: Array, default: float = 0.0) -> Array:
     """``numerator / denominator`` where the denominator is non-zero, else ``default``.
 
     The inner ``where`` keeps the division away from zero so that the gradient of the
@@ -60,7 +63,7 @@ def safe_divide(xp, numerator, denominator, default: float = 0.0):
     return xp.where(nonzero, quotient, float(default))
 
 
-def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
+def guarded_power(xp: Namespace, x: Array, exponent: float, *, clamp: bool = True) -> Array:
     """``x ** exponent`` (``max(x, 0) ** exponent`` for a fractional exponent), finite everywhere.
 
     * ``exponent == 0`` gives exactly 1 (also at ``x = 0``, as ``0**0 = 1``).
@@ -100,7 +103,7 @@ def guarded_power(xp, x, exponent: float, *, clamp: bool = True):
 # (docs: Concepts › Numerics at the edges).
 
 
-def absolute(xp, x):
+def absolute(xp: Namespace, x: Array) -> Array:
     """``|x|`` with derivative ``sign(x)``, which is 0 at ``x = 0``.
 
     ``|p - y|`` of the soft-label confusion terms and of Lovász-Softmax is minimal at
@@ -111,7 +114,7 @@ def absolute(xp, x):
     return x * xp.sign(x)
 
 
-def relu(xp, x):
+def relu(xp: Namespace, x: Array) -> Array:
     """``max(x, 0)`` with derivative 0 at ``x = 0`` (``torch.relu``'s convention).
 
     The Lovász hinge's errors go through it; Berman et al.'s code and
@@ -120,7 +123,7 @@ def relu(xp, x):
     return xp.where(x > 0.0, x, 0.0)
 
 
-def clamp_below(xp, x, low: float):
+def clamp_below(xp: Namespace, x: Array, low: float) -> Array:
     """``max(x, low)`` with derivative 1 at ``x = low`` (the one-sided derivative from above).
 
     Used where ``x`` lies at or above ``low`` in exact arithmetic and dips below it only by
@@ -130,13 +133,13 @@ def clamp_below(xp, x, low: float):
     return xp.where(x < low, float(low), x)
 
 
-def clamp_between(xp, x, low, high):
+def clamp_between(xp: Namespace, x: Array, low: Array | float, high: Array | float) -> Array:
     """``x`` clamped to ``[low, high]`` (arrays or numbers), derivative 1 inside the closed
     interval and 0 outside, on every backend; ``low <= high`` is the caller's to ensure."""
     return xp.where(x < low, low, xp.where(x > high, high, x))
 
 
-def safe_sqrt(xp, x):
+def safe_sqrt(xp: Namespace, x: Array) -> Array:
     """``sqrt(max(x, 0))`` whose derivatives are finite (0) where ``x <= 0``.
 
     ``sqrt``'s derivative is infinite at 0 and NaN below it (a product of counts can round
@@ -146,7 +149,7 @@ def safe_sqrt(xp, x):
     return xp.where(positive, xp.sqrt(xp.where(positive, x, 1.0)), 0.0)
 
 
-def log_sigmoid(xp, z):
+def log_sigmoid(xp: Namespace, z: Array) -> Array:
     """``log(sigmoid(z)) = min(z, 0) - log(1 + exp(-|z|))``, stable for logits of any magnitude.
 
     Not ``-logaddexp(0, -z)``: torch's double backward of ``logaddexp`` is NaN once
@@ -176,7 +179,7 @@ def log_sigmoid(xp, z):
     return non_positive_part - xp.log1p(xp.exp(minus_magnitude))
 
 
-def sigmoid(xp, z):
+def sigmoid(xp: Namespace, z: Array) -> Array:
     """``sigmoid(z)``, with finite gradients at any logit.
 
     ``1/(1+exp(-z))`` has a NaN gradient at -1e4 (``exp`` overflows); the frameworks'
@@ -198,7 +201,7 @@ def sigmoid(xp, z):
     return xp.exp(log_sigmoid(xp, z))
 
 
-def softmax(xp, z, axis: int):
+def softmax(xp: Namespace, z: Array, axis: int) -> Array:
     """``exp(z - logsumexp(z))`` along ``axis``: the framework's fused softmax where it has
     one (one kernel each way in torch), the exponential of :func:`log_softmax` elsewhere."""
     from array_api_compat import is_torch_namespace
@@ -212,7 +215,7 @@ def softmax(xp, z, axis: int):
     return xp.exp(log_softmax(xp, z, axis))
 
 
-def log_softmax(xp, z, axis: int):
+def log_softmax(xp: Namespace, z: Array, axis: int) -> Array:
     """Max-shifted ``z - logsumexp(z)`` along ``axis``.
 
     PyTorch's own fused ``log_softmax`` is used there: same formula, one kernel instead of
@@ -236,7 +239,7 @@ def log_softmax(xp, z, axis: int):
 UNROLLED_CLASSES = 32
 
 
-def _jax_log_softmax(xp, z, axis: int):
+def _jax_log_softmax(xp: Namespace, z: Array, axis: int) -> Array:
     """Log-softmax for JAX: over few classes, a maximum and a sum of per-class slices.
 
     XLA's CPU backend reduces over the class axis with a strided loop and materialises the
@@ -267,7 +270,7 @@ def _jax_log_softmax(xp, z, axis: int):
     return (z - shift) - xp.log(total)  # z - (shift + log Σ) would round at the shift's scale
 
 
-def clip_probability(xp, p):
+def clip_probability(xp: Namespace, p: Array) -> Array:
     """Clip to ``[eps, 1 - eps]`` for log terms (Keras' convention).
 
     The derivative is 1 on the closed interval and 0 outside it (a probability of exactly
@@ -283,7 +286,7 @@ def clip_probability(xp, p):
     return xp.clip(p, min=low, max=high)
 
 
-def blocked_sum(xp, x, axes, keepdims: bool = False):
+def blocked_sum(xp: Namespace, x: Array, axes: Sequence[int], keepdims: bool = False) -> Array:
     """Sum over ``axes`` one axis at a time.
 
     A single multi-axis float32 sum can accumulate naively (NumPy does for non-contiguous
@@ -309,7 +312,7 @@ def blocked_sum(xp, x, axes, keepdims: bool = False):
 GROUPED_MINOR = 256
 
 
-def _grouped_sum(xp, x, axes, keepdims: bool):
+def _grouped_sum(xp: Namespace, x: Array, axes: Sequence[int], keepdims: bool) -> Array | None:
     """JAX and TensorFlow: the sum over a run of axes followed by a few kept ones
     (channels-last), as two sums over ``[lead, N/G, G·T]`` and ``[lead, G, T]``; ``None``
     where that does not apply.
@@ -346,7 +349,7 @@ def _grouped_sum(xp, x, axes, keepdims: bool):
     return xp.reshape(out, out_shape)
 
 
-def blocked_mean(xp, x, axes):
+def blocked_mean(xp: Namespace, x: Array, axes: Sequence[int]) -> Array:
     """Mean over ``axes``, axis by axis (equal group sizes make this the overall mean); one
     call in torch (see :func:`blocked_sum`)."""
     from array_api_compat import is_torch_namespace
@@ -358,7 +361,7 @@ def blocked_mean(xp, x, axes):
     return x
 
 
-def static_size(x, axes) -> int | None:
+def static_size(x: Array, axes: Sequence[int]) -> int | None:
     """The number of elements of ``x`` along ``axes``, or ``None`` if a size is unknown."""
     size = 1
     for axis in axes:
@@ -368,7 +371,7 @@ def static_size(x, axes) -> int | None:
     return size
 
 
-def count_true(xp, condition, axes, dtype):
+def count_true(xp: Namespace, condition: Array, axes: Sequence[int], dtype: DType) -> Array:
     """The number of true elements over ``axes`` as ``dtype``, without a float copy.
 
     An empty ``axes`` counts nothing: the condition itself is the count (torch's

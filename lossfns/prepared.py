@@ -9,24 +9,28 @@ terms and focal factors, and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 from array_api_compat import is_torch_namespace
 
 from . import numerics as nx
+from ._typing import Array
 from .inputs import Prepared
 
 
-def _cached(inputs: Prepared, key: str, compute):
+def _cached(inputs: Prepared, key: str, compute: Callable[[], Any]) -> Any:
     if key not in inputs.cache:
         inputs.cache[key] = compute()
     return inputs.cache[key]
 
 
-def probabilities(inputs: Prepared):
+def probabilities(inputs: Prepared) -> Array:
     """Probabilities, unclipped, in the compute dtype: softmax / sigmoid of the logits."""
     if inputs.probs is not None:
         return inputs.probs
 
-    def compute():
+    def compute() -> Array:
         if "log_probs" in inputs.cache:  # a log-softmax another term paid for: one exp
             return inputs.xp.exp(inputs.cache["log_probs"])
         if inputs.activation == "sigmoid":
@@ -36,14 +40,14 @@ def probabilities(inputs: Prepared):
     return _cached(inputs, "probs", compute)
 
 
-def _clipped(inputs: Prepared):
+def _clipped(inputs: Prepared) -> Array:
     return _cached(inputs, "clipped", lambda: nx.clip_probability(inputs.xp, probabilities(inputs)))
 
 
-def log_probabilities(inputs: Prepared):
+def log_probabilities(inputs: Prepared) -> Array:
     """``log p``: log-softmax / log-sigmoid of the logits, else ``log(clip(p))``."""
 
-    def compute():
+    def compute() -> Array:
         xp = inputs.xp
         if inputs.activation == "sigmoid":
             return nx.log_sigmoid(xp, inputs.logits)
@@ -54,7 +58,7 @@ def log_probabilities(inputs: Prepared):
     return _cached(inputs, "log_probs", compute)
 
 
-def log_complement(inputs: Prepared):
+def log_complement(inputs: Prepared) -> Array:
     """``log(1 - p)`` for the binary losses (sigmoid or probabilities only)."""
     if inputs.activation == "sigmoid":  # log σ(-z) = log σ(z) - z: no second log-sigmoid
         return log_probabilities(inputs) - inputs.logits
@@ -63,22 +67,23 @@ def log_complement(inputs: Prepared):
     return inputs.xp.log(1.0 - _clipped(inputs))
 
 
-def complement(inputs: Prepared):
+def complement(inputs: Prepared) -> Array:
     """``1 - p``, the base of the focal factor ``(1 - p)**gamma`` (clipped like the log)."""
-    if inputs.activation == "sigmoid":
-        return nx.sigmoid(inputs.xp, -inputs.logits)
+    logits = inputs.sigmoid_logits
+    if logits is not None:
+        return nx.sigmoid(inputs.xp, -logits)
     if inputs.from_logits:  # exact from logits, nothing to clip
         return 1.0 - probabilities(inputs)
     return 1.0 - _clipped(inputs)
 
 
-def take_class(inputs: Prepared, x, index: int):
+def take_class(inputs: Prepared, x: Array, index: int) -> Array:
     """The slice of ``x`` at class ``index``, keeping a size-1 class axis."""
     axis = inputs.class_axis
     return x[(slice(None),) * axis + (slice(index, index + 1), Ellipsis)]
 
 
-def select_classes(inputs: Prepared, kept, *arrays, axis=None) -> tuple:
+def select_classes(inputs: Prepared, kept: Sequence[int], *arrays: Array, axis: int | None = None) -> tuple[Array, ...]:
     """``arrays`` restricted to the classes ``kept`` along ``axis`` (default: the class
     axis), as a tuple; returned as they are when every class is kept."""
     if len(kept) == inputs.num_classes:
@@ -89,7 +94,7 @@ def select_classes(inputs: Prepared, kept, *arrays, axis=None) -> tuple:
     return tuple(xp.take(t, index, axis=axis) for t in arrays)
 
 
-def class_vector(inputs: Prepared, values, ndim=None):
+def class_vector(inputs: Prepared, values: Sequence[float], ndim: int | None = None) -> Array:
     """A per-class constant shaped to broadcast along the class axis (of ``ndim`` axes)."""
     xp = inputs.xp
     shape = [1] * (ndim or _ndim(inputs))
@@ -101,7 +106,7 @@ def _ndim(inputs: Prepared) -> int:
     return inputs.reference.ndim
 
 
-def complement_at(inputs: Prepared, index: int):
+def complement_at(inputs: Prepared, index: int) -> Array:
     """:func:`complement` of one class, computed on that slice only."""
     if inputs.from_logits:
         p = inputs.xp.exp(take_class(inputs, log_probabilities(inputs), index))
@@ -110,16 +115,23 @@ def complement_at(inputs: Prepared, index: int):
     return 1.0 - p
 
 
-def class_mask(inputs: Prepared):
+def class_mask(inputs: Prepared) -> Array:
     """Boolean ``labels == c`` over the class axis (sparse labels only)."""
-    xp = inputs.xp
-    classes = xp.arange(inputs.num_classes, dtype=inputs.labels.dtype, device=inputs.device)
-    shape = [1] * inputs.labels.ndim
+    xp, labels = inputs.xp, sparse_labels(inputs)
+    classes = xp.arange(inputs.num_classes, dtype=labels.dtype, device=inputs.device)
+    shape = [1] * labels.ndim
     shape[inputs.class_axis] = inputs.num_classes
-    return inputs.labels == xp.reshape(classes, tuple(shape))
+    return labels == xp.reshape(classes, tuple(shape))
 
 
-def labelled_index(inputs: Prepared):
+def sparse_labels(inputs: Prepared) -> Array:
+    """``inputs.labels`` where the caller holds sparse labels (a function of those only)."""
+    if inputs.labels is None:
+        raise TypeError("this term needs sparse labels (class indices); the inputs hold dense labels")
+    return inputs.labels
+
+
+def labelled_index(inputs: Prepared) -> tuple[Array, Array | None]:
     """``(index, in_range)``: the labels clipped into ``[0, C)`` in the library's index
     dtype (torch gathers with int64 only), and where they were in range (``None`` when
     torch eager has seen that every label is: then nothing is masked).
@@ -129,8 +141,8 @@ def labelled_index(inputs: Prepared):
     Never an out-of-bounds read (torch's CPU ``take_along_dim`` does not check bounds).
     """
 
-    def compute():
-        xp, labels, classes = inputs.xp, inputs.labels, inputs.num_classes
+    def compute() -> tuple[Array, Array | None]:
+        xp, labels, classes = inputs.xp, sparse_labels(inputs), inputs.num_classes
         if is_torch_namespace(xp):
             labels = labels if labels.dtype == xp.int64 else labels.long()
             if _eager_on_cpu(labels):  # one look at the data instead of a mask (no device sync)
@@ -149,35 +161,35 @@ def labelled_index(inputs: Prepared):
     return _cached(inputs, "labelled_index", compute)
 
 
-def _eager_on_cpu(x) -> bool:
+def _eager_on_cpu(x: Array) -> bool:
     import torch
 
     return x.device.type == "cpu" and not (torch.compiler.is_compiling() or torch.jit.is_tracing())
 
 
-def zero_out_of_range(inputs: Prepared, x, in_range):
+def zero_out_of_range(inputs: Prepared, x: Array, in_range: Array | None) -> Array:
     """``x`` with 0 where ``in_range`` (from :func:`labelled_index`) is false."""
     return x if in_range is None else inputs.xp.where(in_range, x, 0.0)
 
 
-def gather(inputs: Prepared, x):
+def gather(inputs: Prepared, x: Array) -> Array:
     """``x`` at each element's labelled class, 0 where the label is outside ``[0, C)``:
     the shape of ``x`` with a size-1 class axis."""
     index, in_range = labelled_index(inputs)
     return zero_out_of_range(inputs, inputs.xp.take_along_axis(x, index, axis=inputs.class_axis), in_range)
 
 
-def _labelled_probability(inputs: Prepared):
+def _labelled_probability(inputs: Prepared) -> Array:
     """``clip(p)`` at the labelled class (probabilities only; an out-of-range label reads class 0)."""
 
-    def compute():
+    def compute() -> Array:
         index, _ = labelled_index(inputs)
         return nx.clip_probability(inputs.xp, inputs.xp.take_along_axis(inputs.probs, index, axis=inputs.class_axis))
 
     return _cached(inputs, "labelled_probability", compute)
 
 
-def labelled_cross_entropy(inputs: Prepared):
+def labelled_cross_entropy(inputs: Prepared) -> Array:
     """``-log p`` at each element's labelled class (sparse labels only), 0 where the label is
     outside ``[0, C)`` (no class: no term).
 
@@ -186,7 +198,7 @@ def labelled_cross_entropy(inputs: Prepared):
     ``cross_entropy(z, labels)``: one fused kernel each way (channels-first).
     """
 
-    def compute():
+    def compute() -> Array:
         xp = inputs.xp
         if inputs.from_logits:
             if is_torch_namespace(xp) and inputs.activation == "softmax" and inputs.class_axis == 1:
@@ -199,33 +211,34 @@ def labelled_cross_entropy(inputs: Prepared):
     return _cached(inputs, "labelled_cross_entropy", compute)
 
 
-def _torch_cross_entropy(inputs: Prepared):
+def _torch_cross_entropy(inputs: Prepared) -> Array:
     import torch
 
     index, in_range = labelled_index(inputs)
     target = index.squeeze(1)
     if in_range is not None:  # cross_entropy scores an ignored element 0: no class, no term
         target = torch.where(in_range.squeeze(1), target, -100)
-    ce = torch.nn.functional.cross_entropy(inputs.logits, target, reduction="none", ignore_index=-100)
+    logits = inputs.reference  # the caller has softmax logits
+    ce = torch.nn.functional.cross_entropy(logits, target, reduction="none", ignore_index=-100)
     return ce.unsqueeze(1)
 
 
-def labelled_complement(inputs: Prepared):
+def labelled_complement(inputs: Prepared) -> Array:
     """``1 - p`` at each element's labelled class (exact from logits, clipped like the log
     otherwise): the base of the sparse focal factor."""
-    xp = inputs.xp
-    if inputs.activation == "sigmoid":
-        return nx.sigmoid(xp, -gather(inputs, inputs.logits))
+    xp, logits = inputs.xp, inputs.sigmoid_logits
+    if logits is not None:
+        return nx.sigmoid(xp, -gather(inputs, logits))
     if inputs.from_logits:
         return 1.0 - xp.exp(-labelled_cross_entropy(inputs))
     return 1.0 - _labelled_probability(inputs)
 
 
-def _reduced_axes(inputs: Prepared) -> tuple:
+def _reduced_axes(inputs: Prepared) -> tuple[int, ...]:
     return inputs.reduce_axes + (inputs.class_axis,)
 
 
-def element_total(inputs: Prepared):
+def element_total(inputs: Prepared) -> Array:
     """``Σ m`` per sample (over the batch with ``batch=True``), ``all_reduce`` applied."""
     xp = inputs.xp
     if inputs.weights is None:
@@ -235,7 +248,7 @@ def element_total(inputs: Prepared):
     return total if inputs.all_reduce is None else inputs.all_reduce(total)
 
 
-def weighted_mean(inputs: Prepared, per_element):
+def weighted_mean(inputs: Prepared, per_element: Array) -> Array:
     """Mean of a per-element term (size-1 class axis) over the reduced axes, mask-weighted.
 
     ``Σ m·ℓ / Σ m``, and 0 where a sample is fully masked.
@@ -253,7 +266,7 @@ def weighted_mean(inputs: Prepared, per_element):
     return nx.safe_divide(xp, total, count)
 
 
-def weighted_ratio(inputs: Prepared, numerator, denominator):
+def weighted_ratio(inputs: Prepared, numerator: Array, denominator: Array | float) -> Array:
     """``Σ m·n / Σ m·d`` over the reduced axes (``all_reduce`` applied to both), 0 where
     the denominator is 0; ``denominator`` may be a number."""
     xp, axes = inputs.xp, _reduced_axes(inputs)
@@ -278,7 +291,7 @@ def with_two_channels(inputs: Prepared) -> Prepared:
         return inputs
     xp, axis = inputs.xp, inputs.class_axis
     probs = logits = None
-    if inputs.from_logits:
+    if inputs.probs is None:  # logits
         logits = xp.concat([xp.zeros_like(inputs.logits), inputs.logits], axis=axis)
     else:
         probs = xp.concat([1.0 - inputs.probs, inputs.probs], axis=axis)
@@ -298,5 +311,6 @@ __all__ = [
     "labelled_complement", "labelled_cross_entropy", "labelled_index", "log_complement",
     "zero_out_of_range",
     "log_probabilities",
-    "probabilities", "select_classes", "take_class", "weighted_mean", "weighted_ratio", "with_two_channels",
+    "probabilities", "select_classes", "sparse_labels", "take_class", "weighted_mean", "weighted_ratio",
+    "with_two_channels",
 ]

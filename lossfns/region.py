@@ -5,15 +5,20 @@ Each is a formula over the confusion terms (docs: Losses › Region losses), ave
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Literal
+
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
+from ._typing import Array, Epsilon, Namespace
 from .confusion import ConfusionSums, confusion_sums
 from .domains import AVERAGES, NONNEGATIVE, SMOOTHING, Boolean, Choice
 from .inputs import Prepared, prepare
 
 
-def tversky_index(xp, tp, predicted, actual, *, alpha: float, beta: float, epsilon: float):
+def tversky_index(xp: Namespace, tp: Array, predicted: Array, actual: Array, *, alpha: float, beta: float,
+                  epsilon: Epsilon) -> Array:
     r"""``TI = (TP + ε_n) / (TP + α·FP + β·FN + ε_d)`` from the sums ``TP``, ``P = TP + FP`` and
     ``A = TP + FN`` (``ε`` a number or an ``(ε_n, ε_d)`` pair).
 
@@ -40,7 +45,7 @@ AVERAGE_OR_NONE = Choice(AVERAGES + ("none",))
 
 
 def kept_classes(num_classes: int, include_background: bool, background_index: int, *,
-                 one_channel_is_foreground: bool = False) -> list:
+                 one_channel_is_foreground: bool = False) -> list[int]:
     """The classes a loss averages over: all, or all but the background.
 
     A single channel without its background leaves no class (an error), unless
@@ -55,8 +60,9 @@ def kept_classes(num_classes: int, include_background: bool, background_index: i
     return kept
 
 
-def combine_classes(inputs: Prepared, terms: tuple, class_loss, *, support, average="macro",
-                    class_weights=None, include_background=True, background_index=0):
+def combine_classes(inputs: Prepared, terms: Sequence[Array], class_loss: Callable[..., Array], *,
+                    support: Array, average: str = "macro", class_weights: Sequence[float] | None = None,
+                    include_background: bool = True, background_index: int = 0) -> Array:
     """``class_loss(*terms)`` per class, combined over the classes (docs: Losses › Region losses).
 
     * ``macro``: the mean of the per-class losses.
@@ -71,24 +77,25 @@ def combine_classes(inputs: Prepared, terms: tuple, class_loss, *, support, aver
     """
     xp = inputs.xp
     kept = kept_classes(inputs.num_classes, include_background, background_index)
-    *terms, support = pr.select_classes(inputs, kept, *terms, support, axis=-1)
+    *kept_terms, kept_support = pr.select_classes(inputs, kept, *terms, support, axis=-1)
     if average == "micro":
-        return class_loss(*(xp.sum(t, axis=-1) for t in terms))
-    losses = class_loss(*terms)
+        return class_loss(*(xp.sum(t, axis=-1) for t in kept_terms))
+    losses = class_loss(*kept_terms)
     if average == "none":  # per-class values, [..., kept classes]
         return losses
     if average == "macro":
         return xp.mean(losses, axis=-1)
     if class_weights is None:
-        weights = nx.safe_divide(xp, support, xp.sum(support, axis=-1, keepdims=True))
+        weights = nx.safe_divide(xp, kept_support, xp.sum(kept_support, axis=-1, keepdims=True))
     else:
         weights = xp.asarray([class_weights[c] for c in kept], dtype=losses.dtype, device=inputs.device)
     return xp.sum(weights * losses, axis=-1)
 
 
-def focal_tversky_kernel(inputs: Prepared, *, alpha, beta, gamma, epsilon, average="macro",
-                         class_weights=None, include_background=True, background_index=0,
-                         squared_pred=False, sums: ConfusionSums | None = None):
+def focal_tversky_kernel(inputs: Prepared, *, alpha: float, beta: float, gamma: float, epsilon: Epsilon,
+                         average: str = "macro", class_weights: Sequence[float] | None = None,
+                         include_background: bool = True, background_index: int = 0,
+                         squared_pred: bool = False, sums: ConfusionSums | None = None) -> Array:
     """Focal Tversky loss of prepared inputs; Tversky, F1/Dice and IoU are its special cases.
 
     ``squared_pred``: the denominator's ``P`` and ``A`` are ``Σ m·p²`` and ``Σ m·y²``
@@ -99,7 +106,7 @@ def focal_tversky_kernel(inputs: Prepared, *, alpha, beta, gamma, epsilon, avera
     sums = confusion_sums(inputs, squared=squared_pred) if sums is None else sums
     predicted, actual = sums.denominator_sums(squared_pred)
 
-    def class_loss(tp, predicted, actual):
+    def class_loss(tp: Array, predicted: Array, actual: Array) -> Array:
         index = tversky_index(xp, tp, predicted, actual, alpha=alpha, beta=beta, epsilon=epsilon)
         return nx.guarded_power(xp, 1.0 - index, gamma)
 
@@ -108,8 +115,10 @@ def focal_tversky_kernel(inputs: Prepared, *, alpha, beta, gamma, epsilon, avera
                            include_background=include_background, background_index=background_index)
 
 
-def _prepare(y_true, y_pred, *, class_weights, background_index, class_axis, from_logits, mask,
-             ignore_index, batch, validate, all_reduce, soft_label) -> Prepared:
+def _prepare(y_true: Array, y_pred: Array, *, class_weights: Sequence[float] | None, background_index: int,
+             class_axis: int, from_logits: bool | Literal["softmax", "sigmoid"], mask: Array | None,
+             ignore_index: int | None, batch: bool, validate: bool,
+             all_reduce: Callable[[Array], Array] | None, soft_label: bool) -> Prepared:
     return prepare(y_true, y_pred, class_axis=class_axis, from_logits=from_logits, mask=mask,
                    ignore_index=ignore_index, batch=batch, validate=validate, all_reduce=all_reduce,
                    soft_label=soft_label,
@@ -117,10 +126,13 @@ def _prepare(y_true, y_pred, *, class_weights, background_index, class_axis, fro
 
 
 @v.validated(average=AVERAGE_OR_NONE)
-def region_loss(y_true, y_pred, class_loss, *, average="macro", class_weights=None,
-                include_background=True, background_index=0, soft_label=False, class_axis=-1,
-                from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-                all_reduce=None):
+def region_loss(y_true: Array, y_pred: Array, class_loss: Callable[[Array, Array, Array], Array], *,
+                average: Literal["macro", "micro", "weighted", "none"] = "macro",
+                class_weights: Sequence[float] | None = None, include_background: bool = True,
+                background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""A region loss from your own per-class formula of the confusion terms.
 
     ``class_loss(tp, fp, fn)`` maps the soft counts, each ``[batch, classes]``, to a loss per
@@ -148,10 +160,14 @@ def region_loss(y_true, y_pred, class_loss, *, average="macro", class_weights=No
 
 
 @v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, gamma=NONNEGATIVE, epsilon=SMOOTHING, average=AVERAGE_OR_NONE)
-def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsilon=1e-5,
-                       average="macro", class_weights=None, include_background=True,
-                       background_index=0, soft_label=False, class_axis=-1, from_logits=False,
-                       mask=None, ignore_index=None, batch=False, validate=False, all_reduce=None):
+def focal_tversky_loss(y_true: Array, y_pred: Array, *, alpha: float = 0.3, beta: float = 0.7,
+                       gamma: float = 0.75, epsilon: float | tuple[float, float] = 1e-5,
+                       average: Literal["macro", "micro", "weighted", "none"] = "macro",
+                       class_weights: Sequence[float] | None = None, include_background: bool = True,
+                       background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                       from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                       ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                       all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Focal Tversky loss (Abraham & Khan 2019, in tensorflow-mri's notation).
 
     .. math::
@@ -205,10 +221,14 @@ def focal_tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, gamma=0.75, epsil
 
 
 @v.validated(alpha=NONNEGATIVE, beta=NONNEGATIVE, epsilon=SMOOTHING, average=AVERAGE_OR_NONE)
-def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="macro",
-                 class_weights=None, include_background=True, background_index=0, soft_label=False,
-                 class_axis=-1, from_logits=False, mask=None, ignore_index=None, batch=False,
-                 validate=False, all_reduce=None):
+def tversky_loss(y_true: Array, y_pred: Array, *, alpha: float = 0.3, beta: float = 0.7,
+                 epsilon: float | tuple[float, float] = 1e-5,
+                 average: Literal["macro", "micro", "weighted", "none"] = "macro",
+                 class_weights: Sequence[float] | None = None, include_background: bool = True,
+                 background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                 from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                 ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                 all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Tversky loss (Salehi et al. 2017).
 
     .. math::
@@ -235,10 +255,13 @@ def tversky_loss(y_true, y_pred, *, alpha=0.3, beta=0.7, epsilon=1e-5, average="
 
 
 @v.validated(epsilon=SMOOTHING, squared_pred=Boolean(), average=AVERAGE_OR_NONE)
-def f1_loss(y_true, y_pred, *, epsilon=1e-5, squared_pred=False, average="macro", class_weights=None,
-            include_background=True, background_index=0, soft_label=False, class_axis=-1,
-            from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-            all_reduce=None):
+def f1_loss(y_true: Array, y_pred: Array, *, epsilon: float | tuple[float, float] = 1e-5,
+            squared_pred: bool = False, average: Literal["macro", "micro", "weighted", "none"] = "macro",
+            class_weights: Sequence[float] | None = None, include_background: bool = True,
+            background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+            from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+            ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+            all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""F1 (Dice) loss.
 
     .. math::
@@ -269,10 +292,13 @@ def f1_loss(y_true, y_pred, *, epsilon=1e-5, squared_pred=False, average="macro"
 
 
 @v.validated(epsilon=SMOOTHING, squared_pred=Boolean(), average=AVERAGE_OR_NONE)
-def iou_loss(y_true, y_pred, *, epsilon=1e-5, squared_pred=False, average="macro", class_weights=None,
-             include_background=True, background_index=0, soft_label=False, class_axis=-1,
-             from_logits=False, mask=None, ignore_index=None, batch=False, validate=False,
-             all_reduce=None):
+def iou_loss(y_true: Array, y_pred: Array, *, epsilon: float | tuple[float, float] = 1e-5,
+             squared_pred: bool = False, average: Literal["macro", "micro", "weighted", "none"] = "macro",
+             class_weights: Sequence[float] | None = None, include_background: bool = True,
+             background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+             from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+             ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+             all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""IoU (Jaccard) loss.
 
     .. math::

@@ -3,21 +3,36 @@
 A :class:`LossSpec` is read off a decorated core function (:func:`lossfns.validation.validated`):
 its hyperparameters, options and defaults come from the signature and their domains
 (:mod:`lossfns.domains`, each declared once) from the decorator, so the core, the registry
-and every adapter validate with the same code and messages. Adding a core function and one ``_spec(...)`` line here makes it appear in every
-adapter, in ``lossfns list`` and in ``lossfns parity``.
+and every adapter validate with the same code and messages. Adding a core function and one
+``_spec(...)`` line here makes it appear in every adapter, in ``lossfns list`` and in
+``lossfns parity``.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
-from .domains import Domain
-
-from . import compound, dice_ce, distribution, region, unified_focal
-from . import boundary, cldice, generalized_dice, hausdorff, lovasz, mcc, skeleton, topk, wasserstein
+from . import (
+    boundary,
+    cldice,
+    compound,
+    dice_ce,
+    distribution,
+    generalized_dice,
+    hausdorff,
+    lovasz,
+    mcc,
+    region,
+    skeleton,
+    topk,
+    unified_focal,
+    wasserstein,
+)
 from . import validation as v
+from .domains import Domain, FromLogits
 
 #: Per-call arguments: arrays and the distributed hook the adapters fill in, never
 #: constructor options of an adapter.
@@ -58,7 +73,7 @@ class LossSpec:
     """
 
     name: str
-    function: Callable
+    function: v.Validated[..., Any]
     family: str
     class_name: str
     aliases: tuple = field(default=())
@@ -73,6 +88,11 @@ class LossSpec:
         """The first argument is a label map (class indices or dense labels): labels, or
         the labels' skeletons, which are label maps too."""
         return self.target_kind in ("labels", "skeletons")
+
+    @property
+    def target_argument(self) -> str:
+        """The name of the first argument: ``y_true``, ``skeletons`` or ``distance_maps``."""
+        return next(iter(inspect.signature(self.function).parameters))
 
     @property
     def _parameters(self) -> dict:
@@ -113,7 +133,8 @@ class LossSpec:
     @property
     def sigmoid_only(self) -> bool:
         """A binary loss: ``from_logits="softmax"`` is an error."""
-        return self.function.domains["from_logits"].binary
+        domain = self.function.domains["from_logits"]
+        return isinstance(domain, FromLogits) and domain.binary
 
     def validate(self, **values) -> dict:
         """Check hyperparameters and options with the core's own checks, before any data.

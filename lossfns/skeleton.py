@@ -10,17 +10,25 @@ cheaper than a differentiable skeleton of the prediction (soft clDice).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
 from ._namespace import array_namespace, is_traced, read_variables
+from ._typing import Array, Epsilon, Namespace
 from .confusion import confusion_sums
 from .domains import SMOOTHING
 from .inputs import Prepared, label_layout, prepare
 from .region import kept_classes
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike
 
-def _check_skeletons(xp, skeletons, y_pred, class_axis) -> None:
+
+def _check_skeletons(xp: Namespace, skeletons: Array, y_pred: Array, class_axis: int) -> None:
     """Class indices laid out like sparse labels (integers), or a dense map of ``y_pred``'s
     shape (a one-hot of the skeleton's classes, as labels may be)."""
     axis = v.check_class_axis(class_axis, y_pred.ndim)
@@ -38,7 +46,7 @@ def _check_skeletons(xp, skeletons, y_pred, class_axis) -> None:
         )
 
 
-def _check_skeleton_values(xp, skeletons, num_classes: int) -> None:
+def _check_skeleton_values(xp: Namespace, skeletons: Array, num_classes: int) -> None:
     """``validate=True``: every index names a class (a single channel takes 0/1), eagerly only."""
     if is_traced(skeletons) or not xp.isdtype(skeletons.dtype, "integral"):
         return  # dense maps are checked as labels in [0, 1] by the caller
@@ -51,9 +59,11 @@ def _check_skeleton_values(xp, skeletons, num_classes: int) -> None:
 
 
 @v.validated(epsilon=SMOOTHING)
-def skeleton_recall_loss(skeletons, y_pred, *, epsilon=1.0, include_background=False,
-                         background_index=0, class_axis=-1, from_logits=False, mask=None,
-                         batch=False, validate=False, all_reduce=None):
+def skeleton_recall_loss(skeletons: Array, y_pred: Array, *, epsilon: float | tuple[float, float] = 1.0,
+                         include_background: bool = False, background_index: int = 0, class_axis: int = -1,
+                         from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                         batch: bool = False, validate: bool = False,
+                         all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Skeleton recall loss (Kirchhoff et al. 2024): the recall of the ground truth's tubed skeleton.
 
     .. math::
@@ -112,7 +122,8 @@ def skeleton_recall_loss(skeletons, y_pred, *, epsilon=1.0, include_background=F
                                   background_index=background_index)
 
 
-def skeleton_recall_kernel(inputs: Prepared, *, epsilon=1.0, include_background=False, background_index=0):
+def skeleton_recall_kernel(inputs: Prepared, *, epsilon: Epsilon = 1.0, include_background: bool = False,
+                           background_index: int = 0) -> Array:
     """Skeleton recall loss of prepared inputs whose labels are the tubed skeletons.
 
     ``confusion_sums`` with the skeletons as labels gives ``TP = Σ m·p·[s = c]`` and
@@ -127,7 +138,7 @@ def skeleton_recall_kernel(inputs: Prepared, *, epsilon=1.0, include_background=
     return 1.0 - xp.mean(recall, axis=-1)
 
 
-def _morphology():
+def _morphology() -> tuple[Callable[..., Any], Callable[..., Any]]:
     try:
         from skimage.morphology import dilation, skeletonize
     except ImportError as exc:
@@ -138,7 +149,7 @@ def _morphology():
     return skeletonize, dilation
 
 
-def tubed_skeletons(labels, *, tube=True):
+def tubed_skeletons(labels: ArrayLike, *, tube: bool = True) -> np.ndarray:
     r"""Tubed skeletons of integer labels, for :func:`skeleton_recall_loss` (host side, NumPy).
 
     .. math::

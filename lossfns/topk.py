@@ -11,13 +11,16 @@ not a formula of additive sums and refuses ``all_reduce``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from array_api_compat import is_jax_namespace, is_torch_namespace
 
 from . import prepared as pr
 from . import validation as v
 from ._namespace import is_tensorflow_namespace
+from ._typing import Array
 from .domains import AllReduce, Domain, check_real
 from .inputs import Prepared, prepare
 from .lovasz import size_of
@@ -153,7 +156,7 @@ def _dynamic_mean(inputs: Prepared, rows, keep, k: float):
     return total / xp.astype(count, total.dtype)
 
 
-def topk_kernel(inputs: Prepared, *, k: float, sigmoid: bool, batch: bool):
+def topk_kernel(inputs: Prepared, *, k: float, sigmoid: bool, batch: bool) -> Array:
     """Top-k cross-entropy of prepared inputs: ``[sets]`` (``[]`` with ``batch=True``)."""
     xp = inputs.xp
     values = element_cross_entropy(inputs, sigmoid)
@@ -177,8 +180,10 @@ def topk_kernel(inputs: Prepared, *, k: float, sigmoid: bool, batch: bool):
 
 
 @v.validated(k=PERCENTAGE, all_reduce=_NOT_DISTRIBUTED)
-def topk_loss(y_true, y_pred, *, k=10.0, class_axis=-1, from_logits=False, mask=None,
-              ignore_index=None, batch=False, validate=False, all_reduce=None):
+def topk_loss(y_true: Array, y_pred: Array, *, k: float = 10.0, class_axis: int = -1,
+              from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+              ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+              all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Top-k cross-entropy (Wu et al. 2016): the mean of the k% largest per-element losses.
 
     .. math::

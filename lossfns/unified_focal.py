@@ -18,8 +18,12 @@ Medical Imaging and Graphics 95, 2022.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, Literal
+
 from . import numerics as nx
 from . import validation as v
+from ._typing import Array, Epsilon
 from .confusion import confusion_sums
 from .distribution import class_constants, weighted_focal_crossentropy
 from .domains import NONNEGATIVE, SMOOTHING, UNIFIED_FOCAL_GAMMA, UNIT_INTERVAL
@@ -27,7 +31,8 @@ from .inputs import Prepared, prepare
 from .region import combine_classes, tversky_index
 
 
-def _prepare(y_true, y_pred, background_index, options):
+def _prepare(y_true: Array, y_pred: Array, background_index: int,
+             options: dict[str, Any]) -> tuple[Prepared, int]:
     inputs = prepare(y_true, y_pred, two_channels=True, per_class={"background_index": background_index},
                      **options)
     return inputs, background_index % inputs.num_classes
@@ -36,7 +41,7 @@ def _prepare(y_true, y_pred, background_index, options):
 _UNIT, _NONNEG, _GAMMA_AT_MOST_ONE = UNIT_INTERVAL, NONNEGATIVE, UNIFIED_FOCAL_GAMMA
 
 
-def _focal_part(inputs: Prepared, background: int, *, delta, gamma, asymmetric):
+def _focal_part(inputs: Prepared, background: int, *, delta: float, gamma: float, asymmetric: bool) -> Array:
     weights = class_constants(inputs.num_classes, background, background_value=1.0 - delta, rare_value=delta)
     # The asymmetric form keeps the focal factor on the background only.
     return weighted_focal_crossentropy(
@@ -45,12 +50,13 @@ def _focal_part(inputs: Prepared, background: int, *, delta, gamma, asymmetric):
     )
 
 
-def _tversky_part(inputs: Prepared, background: int, *, delta, gamma, epsilon, asymmetric):
+def _tversky_part(inputs: Prepared, background: int, *, delta: float, gamma: float, epsilon: Epsilon,
+                  asymmetric: bool) -> Array:
     xp = inputs.xp
 
     sums = confusion_sums(inputs)
 
-    def class_loss(tp, predicted, actual):
+    def class_loss(tp: Array, predicted: Array, actual: Array) -> Array:
         index = tversky_index(xp, tp, predicted, actual, alpha=1.0 - delta, beta=delta, epsilon=epsilon)
         complement = 1.0 - index
         focal = nx.guarded_power(xp, complement, 1.0 - gamma)
@@ -66,9 +72,11 @@ def _tversky_part(inputs: Prepared, background: int, *, delta, gamma, epsilon, a
 
 
 @v.validated(two_channels=True, delta=_UNIT, gamma=_NONNEG)
-def symmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_index=0, class_axis=-1,
-                         from_logits=False, mask=None, ignore_index=None, batch=False,
-                         validate=False, all_reduce=None):
+def symmetric_focal_loss(y_true: Array, y_pred: Array, *, delta: float = 0.7, gamma: float = 2.0,
+                         background_index: int = 0, class_axis: int = -1,
+                         from_logits: bool | Literal["softmax", "sigmoid"] = False, mask: Array | None = None,
+                         ignore_index: int | None = None, batch: bool = False, validate: bool = False,
+                         all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Symmetric focal loss: the focal factor on every class.
 
     .. math::
@@ -102,9 +110,12 @@ def symmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_ind
 
 
 @v.validated(two_channels=True, delta=_UNIT, gamma=_NONNEG)
-def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_index=0, class_axis=-1,
-                          from_logits=False, mask=None, ignore_index=None, batch=False,
-                          validate=False, all_reduce=None):
+def asymmetric_focal_loss(y_true: Array, y_pred: Array, *, delta: float = 0.7, gamma: float = 2.0,
+                          background_index: int = 0, class_axis: int = -1,
+                          from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                          mask: Array | None = None, ignore_index: int | None = None, batch: bool = False,
+                          validate: bool = False,
+                          all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Asymmetric focal loss: the focal factor suppresses the background only.
 
     .. math::
@@ -129,10 +140,13 @@ def asymmetric_focal_loss(y_true, y_pred, *, delta=0.7, gamma=2.0, background_in
 
 
 @v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
-def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsilon=1e-7,
-                                 background_index=0, soft_label=False, class_axis=-1,
-                                 from_logits=False, mask=None, ignore_index=None, batch=False,
-                                 validate=False, all_reduce=None):
+def symmetric_focal_tversky_loss(y_true: Array, y_pred: Array, *, delta: float = 0.7, gamma: float = 0.75,
+                                 epsilon: float | tuple[float, float] = 1e-7, background_index: int = 0,
+                                 soft_label: bool = False, class_axis: int = -1,
+                                 from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                                 mask: Array | None = None, ignore_index: int | None = None,
+                                 batch: bool = False, validate: bool = False,
+                                 all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Symmetric focal Tversky loss: the focal exponent on every class.
 
     .. math::
@@ -162,10 +176,13 @@ def symmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsil
 
 
 @v.validated(two_channels=True, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
-def asymmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsilon=1e-7,
-                                  background_index=0, soft_label=False, class_axis=-1,
-                                  from_logits=False, mask=None, ignore_index=None, batch=False,
-                                  validate=False, all_reduce=None):
+def asymmetric_focal_tversky_loss(y_true: Array, y_pred: Array, *, delta: float = 0.7, gamma: float = 0.75,
+                                  epsilon: float | tuple[float, float] = 1e-7, background_index: int = 0,
+                                  soft_label: bool = False, class_axis: int = -1,
+                                  from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                                  mask: Array | None = None, ignore_index: int | None = None,
+                                  batch: bool = False, validate: bool = False,
+                                  all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Asymmetric focal Tversky loss: focal enhancement of the rare classes only.
 
     .. math::
@@ -188,7 +205,8 @@ def asymmetric_focal_tversky_loss(y_true, y_pred, *, delta=0.7, gamma=0.75, epsi
     return _tversky_part(inputs, background, delta=delta, gamma=gamma, epsilon=epsilon, asymmetric=True)
 
 
-def _unified(y_true, y_pred, *, weight, delta, gamma, epsilon, background_index, options, asymmetric):
+def _unified(y_true: Array, y_pred: Array, *, weight: float, delta: float, gamma: float, epsilon: Epsilon,
+             background_index: int, options: dict[str, Any], asymmetric: bool) -> Array:
     inputs, background = _prepare(y_true, y_pred, background_index, options)
     focal = _focal_part(inputs, background, delta=delta, gamma=gamma, asymmetric=asymmetric)
     tversky = _tversky_part(inputs, background, delta=delta, gamma=gamma, epsilon=epsilon, asymmetric=asymmetric)
@@ -196,10 +214,13 @@ def _unified(y_true, y_pred, *, weight, delta, gamma, epsilon, background_index,
 
 
 @v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
-def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma=0.5, epsilon=1e-7,
-                                 background_index=0, soft_label=False, class_axis=-1,
-                                 from_logits=False, mask=None, ignore_index=None, batch=False,
-                                 validate=False, all_reduce=None):
+def symmetric_unified_focal_loss(y_true: Array, y_pred: Array, *, weight: float = 0.5, delta: float = 0.6,
+                                 gamma: float = 0.5, epsilon: float | tuple[float, float] = 1e-7,
+                                 background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                                 from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                                 mask: Array | None = None, ignore_index: int | None = None,
+                                 batch: bool = False, validate: bool = False,
+                                 all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Symmetric Unified Focal loss (Yeung et al. 2022, eq. 19).
 
     .. math::
@@ -235,10 +256,13 @@ def symmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma
 
 
 @v.validated(two_channels=True, weight=_UNIT, delta=_UNIT, gamma=_GAMMA_AT_MOST_ONE, epsilon=SMOOTHING)
-def asymmetric_unified_focal_loss(y_true, y_pred, *, weight=0.5, delta=0.6, gamma=0.5, epsilon=1e-7,
-                                  background_index=0, soft_label=False, class_axis=-1,
-                                  from_logits=False, mask=None, ignore_index=None, batch=False,
-                                  validate=False, all_reduce=None):
+def asymmetric_unified_focal_loss(y_true: Array, y_pred: Array, *, weight: float = 0.5, delta: float = 0.6,
+                                  gamma: float = 0.5, epsilon: float | tuple[float, float] = 1e-7,
+                                  background_index: int = 0, soft_label: bool = False, class_axis: int = -1,
+                                  from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                                  mask: Array | None = None, ignore_index: int | None = None,
+                                  batch: bool = False, validate: bool = False,
+                                  all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Asymmetric Unified Focal loss (Yeung et al. 2022, eq. 22).
 
     .. math::

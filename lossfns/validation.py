@@ -9,36 +9,39 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from . import domains as d
+from ._typing import Array, Namespace
 from .domains import AVERAGES, FROM_LOGITS, check_real  # noqa: F401 - re-exported
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_choice(name: str, value, choices) -> object:
+def check_choice(name: str, value: object, choices: Sequence[object]) -> Any:
     return d.Choice(tuple(choices)).check(name, value)
 
 
-def check_int(name: str, value, *, allow_none: bool = False):
-    return d.Integer(optional=allow_none).check(name, value)
+def check_int(name: str, value: object) -> int:
+    return d.check_int(name, value)
 
 
-def check_bool(name: str, value) -> bool:
+def check_bool(name: str, value: object) -> bool:
     return d.Boolean().check(name, value)
 
 
-def check_weights(name: str, value):
+def check_weights(name: str, value: object) -> tuple[float, ...] | None:
     """``None`` or a sequence of non-negative reals, as a tuple."""
-    return d.PerClass().check(name, value)
+    return None if value is None else d.PerClass().check_sequence(name, value)
 
 
-def check_length(name: str, values, expected: int, what: str = "classes") -> None:
+def check_length(name: str, values: Sequence[object] | None, expected: int, what: str = "classes") -> None:
     if values is not None and len(values) != expected:
         raise ValueError(f"{name} has {len(values)} entries but the input has {expected} {what}")
 
 
-def check_class_axis(class_axis, ndim: int) -> int:
+def check_class_axis(class_axis: object, ndim: int) -> int:
     """Normalise ``class_axis`` to a positive axis that is not the batch axis."""
     class_axis = check_int("class_axis", class_axis)
     if ndim < 2:
@@ -53,7 +56,7 @@ def check_class_axis(class_axis, ndim: int) -> int:
     return axis
 
 
-def check_background_index(background_index, num_classes: int) -> int:
+def check_background_index(background_index: object, num_classes: int) -> int:
     background_index = check_int("background_index", background_index)
     if not -num_classes <= background_index < num_classes:
         raise ValueError(
@@ -62,25 +65,27 @@ def check_background_index(background_index, num_classes: int) -> int:
     return background_index % num_classes
 
 
-def format_shape(shape) -> str:
+def format_shape(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
 
 
-def shapes_match(a, b) -> bool:
+def shapes_match(a: Sequence[int | None], b: Sequence[int | None]) -> bool:
     """Equal shapes, treating unknown (traced) sizes as wildcards."""
     if len(a) != len(b):
         return False
     return all(x is None or y is None or x == y for x, y in zip(a, b))
 
 
-def check_data_ranges(xp, *, y_pred=None, y_true=None, labels=None, num_classes=None, ignore_index=None):
+def check_data_ranges(xp: Namespace, *, y_pred: Array | None = None, y_true: Array | None = None,
+                      labels: Array | None = None, num_classes: int | None = None,
+                      ignore_index: int | None = None) -> None:
     """Eager-only value checks behind ``validate=True``; a no-op on traced arrays."""
     from ._namespace import is_traced
 
     arrays = [a for a in (y_pred, y_true, labels) if a is not None]
     if any(is_traced(a) for a in arrays):
         return
-    def value_range(x):
+    def value_range(x: Array) -> str:
         return f"[{float(xp.min(x))}, {float(xp.max(x))}]"
 
     if y_pred is not None:
@@ -105,7 +110,7 @@ def check_data_ranges(xp, *, y_pred=None, y_true=None, labels=None, num_classes=
 
 
 #: The one domain of each common option, shared by every loss, the registry and the adapters.
-OPTION_DOMAINS = {
+OPTION_DOMAINS: dict[str, d.Domain] = {
     "class_axis": d.Integer(),
     "from_logits": d.FromLogits(),
     "mask": d.Anything(),
@@ -121,7 +126,8 @@ OPTION_DOMAINS = {
 }
 
 
-def check_per_class_lengths(values: dict, domains: dict, *, two_channels: bool) -> None:
+def check_per_class_lengths(values: Mapping[str, Any], domains: Mapping[str, d.Domain], *,
+                            two_channels: bool) -> None:
     """Per-class sequences (:class:`~lossfns.domains.PerClass` values) that fit no input at all.
 
     Without an input the number of classes is unknown, so a length can be wrong for every
@@ -147,7 +153,7 @@ def check_per_class_lengths(values: dict, domains: dict, *, two_channels: bool) 
         raise ValueError(f"{other} has {m} entries but {first} has {n}; both have one entry per class")
 
 
-def check_class_shapes(num_classes: int, values: dict) -> None:
+def check_class_shapes(num_classes: int, values: Mapping[str, Any]) -> None:
     """What needs the number of classes: per-class sequences (tuples, once checked) have one
     entry per class and ``background_index`` lies in range. ``num_classes`` counts a single
     channel as two where the loss expands it."""
@@ -158,7 +164,41 @@ def check_class_shapes(num_classes: int, values: dict) -> None:
         check_background_index(values["background_index"], num_classes)
 
 
-def validated(*, two_channels: bool = False, **domains):
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
+
+
+class Validated(Protocol[P, R]):
+    """A public core loss as :func:`validated` returns it: the function itself for callers
+    and type checkers (same parameters, same result), plus what the registry and the
+    adapters read off it."""
+
+    __name__: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+
+    @property
+    def domains(self) -> dict[str, d.Domain]:
+        """The domain of every keyword-only parameter."""
+        ...
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        """The keyword-only parameters that are hyperparameters, not common options."""
+        ...
+
+    @property
+    def two_channels(self) -> bool:
+        """A single channel counts as two classes."""
+        ...
+
+    @property
+    def unchecked(self) -> Callable[P, R]:
+        """The function without the option checks."""
+        ...
+
+
+def validated(*, two_channels: bool = False, **domains: d.Domain) -> Callable[[Callable[P, R]], Validated[P, R]]:
     """Decorate a public core loss so that its hyperparameters and options are checked once.
 
     ``domains`` maps each hyperparameter (and any option whose domain differs from
@@ -171,27 +211,31 @@ def validated(*, two_channels: bool = False, **domains):
 
     The wrapper carries ``domains``, ``hyperparameters``, ``two_channels`` (a single channel
     counts as two classes) and ``unchecked``: the function itself, which the adapters call
-    with the options they checked once, when they were built.
+    with the options they checked once, when they were built. For type checkers it is a
+    :class:`Validated` with the function's own parameters and result.
     """
 
-    def decorate(function):
+    def decorate(function: Callable[P, R]) -> Validated[P, R]:
         parameters = inspect.signature(function).parameters
         keyword_only = [n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY]
-        table = {n: domains.get(n, OPTION_DOMAINS.get(n)) for n in keyword_only}
-        missing = [n for n, domain in table.items() if domain is None]
+        table = {n: domain for n in keyword_only if (domain := domains.get(n, OPTION_DOMAINS.get(n))) is not None}
+        missing = [n for n in keyword_only if n not in table]
         stray = set(domains) - set(keyword_only)
         if missing or stray:
             raise TypeError(f"{function.__name__}: no domain for {missing}; domains for unknown {sorted(stray)}")
 
         @functools.wraps(function)
-        def checked(*args, **kwargs):
-            values = {k: (table[k].check(k, value) if k in table else value) for k, value in kwargs.items()}
-            return function(*args, **values)
+        def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            for key, value in kwargs.items():  # replacing values only: the keys stay as they are
+                domain = table.get(key)
+                if domain is not None:
+                    kwargs[key] = domain.check(key, value)
+            return function(*args, **kwargs)
 
-        checked.domains = table
-        checked.two_channels = two_channels
-        checked.unchecked = function
-        checked.hyperparameters = tuple(n for n in keyword_only if n in domains and n not in OPTION_DOMAINS)
-        return checked
+        vars(checked).update(
+            domains=table, two_channels=two_channels, unchecked=function,
+            hyperparameters=tuple(n for n in keyword_only if n in domains and n not in OPTION_DOMAINS),
+        )
+        return cast("Validated[P, R]", checked)
 
     return decorate

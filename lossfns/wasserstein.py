@@ -10,13 +10,15 @@ are summed over the replicas before any formula sees them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from . import numerics as nx
 from . import prepared as pr
 from . import validation as v
 from ._namespace import is_tensorflow_namespace
+from ._typing import Array, Epsilon
 from .domains import SMOOTHING, Choice, Domain, check_real
 from .inputs import Prepared, prepare
 
@@ -153,8 +155,9 @@ def class_sums(inputs: Prepared, matrix):
     return _reduce(inputs, mass, nx.blocked_sum(xp, xp.where(hit, costs, 0.0), axes))
 
 
-def generalized_wasserstein_dice_kernel(inputs: Prepared, *, distance_matrix, weighting="default",
-                                        epsilon=1e-5, background_index=0):
+def generalized_wasserstein_dice_kernel(inputs: Prepared, *, distance_matrix: Sequence[Sequence[float]],
+                                        weighting: str = "default", epsilon: Epsilon = 1e-5,
+                                        background_index: int = 0) -> Array:
     """Generalized Wasserstein Dice of prepared inputs (the class sums after ``all_reduce``).
 
     ``TP = Σ_l a_l·(A_l - T_l)`` and ``E = Σ_l T_l``; the ``"gdl"`` denominator is
@@ -328,10 +331,15 @@ def _build_function():
 
 
 @v.validated(two_channels=True, distance_matrix=DISTANCE_MATRIX, weighting=WEIGHTING, epsilon=SMOOTHING)
-def generalized_wasserstein_dice_loss(y_true, y_pred, *, distance_matrix, weighting="default",
-                                      epsilon=1e-5, background_index=0, class_axis=-1,
-                                      from_logits=False, mask=None, ignore_index=None, batch=False,
-                                      validate=False, all_reduce=None):
+def generalized_wasserstein_dice_loss(y_true: Array, y_pred: Array, *,
+                                      distance_matrix: Sequence[Sequence[float]] | Array,
+                                      weighting: Literal["default", "gdl"] = "default",
+                                      epsilon: Epsilon = 1e-5, background_index: int = 0,
+                                      class_axis: int = -1,
+                                      from_logits: bool | Literal["softmax", "sigmoid"] = False,
+                                      mask: Array | None = None, ignore_index: int | None = None,
+                                      batch: bool = False, validate: bool = False,
+                                      all_reduce: Callable[[Array], Array] | None = None) -> Array:
     r"""Generalized Wasserstein Dice loss (Fidon et al. 2017).
 
     .. math::

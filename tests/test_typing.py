@@ -4,7 +4,9 @@ The adapter classes are generated at import time, so their signatures live in st
 (``adapters/*.pyi``) written by ``python -m lossfns.adapters._stubgen``. The stubs are
 regenerated in memory here and compared with the committed files; then mypy type-checks
 ``tests/typing_usage.py`` (which must pass) and a file with misspelt and mistyped arguments
-(which must fail, naming each error).
+(which must fail, naming each error). Finally the project's own configuration in
+``pyproject.toml``: ``ruff check lossfns adapters docs/_tools`` and ``mypy`` (on ``lossfns``)
+must report nothing.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ lt.TverskyLoss(alpha=0.3, gama=2.0)
 lt.DiceLoss(reduction="average")
 lt.FocalTverskyLoss(gamma="high")
 lj.tversky_loss([0.5], [1], batch="yes")
+import lossfns
+lossfns.dice_loss([1], [0.5], epsilom=1e-5)
+lossfns.tversky_loss([1], [0.5], average="mean")
+lossfns.focal_tversky_loss([1], [0.5], epsilon=(1e-5, 1e-5, 1e-5))
 """
 
 
@@ -107,5 +113,28 @@ def test_mypy_accepts_the_usage_file_and_rejects_bad_calls(tmp_path):
     bad = _mypy(tmp_path, bad_file)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     lines = bad.stdout.splitlines()
-    for line_number, fragment in ((3, '"gama"'), (4, '"reduction"'), (5, '"gamma"'), (6, '"batch"')):
+    expected = ((3, '"gama"'), (4, '"reduction"'), (5, '"gamma"'), (6, '"batch"'),
+                (8, '"epsilom"'), (9, '"average"'), (10, '"epsilon"'))  # the core's own signatures
+    for line_number, fragment in expected:
         assert any(f"bad_usage.py:{line_number}:" in line and fragment in line for line in lines), bad.stdout
+
+
+def _run(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_ruff_reports_nothing():
+    """The lint configuration of ``pyproject.toml`` (``[tool.ruff]``) on the project's code."""
+    pytest.importorskip("ruff", reason="ruff is part of the test extra")
+    result = _run("ruff", "check", "--no-fix", "lossfns", "adapters", "docs/_tools")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_reports_nothing_on_lossfns():
+    """``mypy`` with ``pyproject.toml``'s ``[tool.mypy]``: ``lossfns`` type-checks cleanly.
+
+    The cache lives in the git-ignored ``.mypy_cache/``, so a second run takes a second.
+    """
+    result = _run("mypy", "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(ROOT / ".mypy_cache"))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -30,9 +30,20 @@ from .finite_differences import GradientReference, reference_gradient
 from .harness import run
 from .inputs import Case, case_for, gradient_coordinates, make_arrays, memory_estimate
 from .report import Cell, Report, one_line
-from .settings import (BACKEND_GROUPS, BACKENDS, GRADIENT_TOLERANCE, PERTURB_ENV, PERTURB_FACTOR,
-                       VALUE_TOLERANCE, Loss, Settings, parse_device, perturbed_backends,
-                       resolve_backends, resolve_losses)
+from .settings import (
+    BACKEND_GROUPS,
+    BACKENDS,
+    GRADIENT_TOLERANCE,
+    PERTURB_ENV,
+    PERTURB_FACTOR,
+    VALUE_TOLERANCE,
+    Loss,
+    Settings,
+    parse_device,
+    perturbed_backends,
+    resolve_backends,
+    resolve_losses,
+)
 
 __all__ = [
     "BACKENDS",

@@ -84,5 +84,5 @@ def judge(value, grad, reference_value, reference_grad: GradientReference | None
                      "(a kink within the finest finite-difference step)")
     ok = not bad and value_diff <= value_tolerance and (grad_diff is None or grad_diff <= gradient_tolerance)
     # JSON has no infinity: such a difference is reported as null, with the message.
-    value_diff, grad_diff = (None if d == float("inf") else d for d in (value_diff, grad_diff))
-    return Cell("pass" if ok else "fail", value_diff, grad_diff, "; ".join(notes))
+    shown_value, shown_grad = (None if d == float("inf") else d for d in (value_diff, grad_diff))
+    return Cell("pass" if ok else "fail", shown_value, shown_grad, "; ".join(notes))

@@ -15,8 +15,17 @@ from .evaluators import evaluate_backend
 from .finite_differences import reference_gradient
 from .inputs import case_for, gradient_coordinates, make_arrays
 from .report import Cell, Report, one_line
-from .settings import (BACKENDS, GRADIENT_TOLERANCE, LOCAL_BACKENDS, PERTURB_FACTOR, VALUE_TOLERANCE,
-                       WORKER_BACKENDS, Settings, perturbed_backends, resolve_losses)
+from .settings import (
+    BACKENDS,
+    GRADIENT_TOLERANCE,
+    LOCAL_BACKENDS,
+    PERTURB_FACTOR,
+    VALUE_TOLERANCE,
+    WORKER_BACKENDS,
+    Settings,
+    perturbed_backends,
+    resolve_losses,
+)
 from .workers import Worker, cases_of, save_inputs
 
 
@@ -41,7 +50,8 @@ def run(settings: Settings, losses=None, backends=None, *, progress=None, timeou
 
     report = Report(settings, [loss.name for loss in entries], backends, {b: "" for b in backends})
     events: queue.Queue = queue.Queue()
-    workers, outcomes = [], {}
+    workers: list[Worker] = []
+    outcomes = {}
     with tempfile.TemporaryDirectory(prefix="lossfns-parity-") as directory:
         input_path = os.path.join(directory, "inputs.npz")
         save_inputs(input_path, settings, report.losses, arrays)

@@ -6,8 +6,9 @@ sparse. A loss with ``target_kind="distance_maps"`` (the boundary loss) gets sig
 maps of those labels from :func:`lossfns.signed_distance_maps` (standard normal floats where
 that function, SciPy or a spatial axis is missing: the loss is linear in them, so any floats
 test the same arithmetic); one with ``target_kind="skeletons"`` their tubed skeletons from
-:func:`lossfns.tubed_skeletons` (the labels themselves without scikit-image). A loss with ``logits_only`` (the Lovász hinge) always gets the
-logits. Every array is stored in the run's dtype (labels as int64).
+:func:`lossfns.tubed_skeletons` (the labels themselves without scikit-image). A loss with
+``logits_only`` (the Lovász hinge) always gets the logits. Every array is stored in the run's
+dtype (labels as int64).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class Case(NamedTuple):
 def case_for(loss: Loss, settings: Settings) -> Case:
     """The inputs of ``loss`` in a run with these settings."""
     options = {} if settings.from_logits is False else {"from_logits": settings.from_logits}
+    if loss.required is not None:
+        options.update(loss.required(settings.classes))
     logits = loss.logits_only or settings.from_logits is not False
     return Case(loss.target_kind, "logits" if logits else "probabilities", options)
 

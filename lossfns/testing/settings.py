@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from .. import registry
 
@@ -103,9 +104,9 @@ class Settings:
 class Loss(NamedTuple):
     """A loss as asked for, with what the harness needs to feed it.
 
-    ``target_kind`` (``"labels"`` or ``"distance_maps"``) and ``logits_only`` come from the
-    registry's :class:`~lossfns.registry.LossSpec`; a spec without them takes labels and
-    the run's kind of predictions.
+    ``target_kind`` (``"labels"``, ``"skeletons"`` or ``"distance_maps"``), ``logits_only``
+    and ``required`` come from the registry's :class:`~lossfns.registry.LossSpec`; a spec
+    without them takes labels and the run's kind of predictions.
     """
 
     name: str
@@ -113,11 +114,14 @@ class Loss(NamedTuple):
     class_name: str
     target_kind: str = "labels"
     logits_only: bool = False
+    #: ``required(num_classes)``: values of the hyperparameters without a default
+    #: (:meth:`~lossfns.registry.LossSpec.example_arguments`).
+    required: Callable[[int], dict] | None = None
 
 
 def _loss(name, spec, class_name) -> Loss:
     return Loss(name, spec.function, class_name, getattr(spec, "target_kind", "labels"),
-                bool(getattr(spec, "logits_only", False)))
+                bool(getattr(spec, "logits_only", False)), getattr(spec, "example_arguments", None))
 
 
 def resolve_losses(names=None) -> list:
@@ -135,7 +139,7 @@ def resolve_backends(text: str | None) -> list:
     """Backends from a comma list of names and groups (``core``, ``adapters``, ``keras``, ``all``)."""
     if not text:
         return list(BACKENDS)
-    chosen = set()
+    chosen: set[str] = set()
     for item in (t.strip() for t in text.split(",")):
         if item in BACKEND_GROUPS:
             chosen.update(BACKEND_GROUPS[item])

@@ -93,6 +93,7 @@ class Worker:
         self._reader.start()
 
     def _forward(self, events):
+        assert self.process.stdout is not None  # Popen(stdout=PIPE) made it
         for line in self.process.stdout:
             tag, _, label = line.strip().partition(" ")
             if tag == _PROGRESS_LINE:
