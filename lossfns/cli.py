@@ -330,8 +330,13 @@ def _load_nifti(path):
         import nibabel
     except ImportError:
         raise CLIError("reading NIfTI files needs nibabel: pip install nibabel (or lossfns[nifti])") from None
+    from nibabel.dataobj_images import DataobjImage
+
+    image = nibabel.load(path)
+    if not isinstance(image, DataobjImage):  # NIfTI images always are
+        raise CLIError(f"{path} holds no voxel data")
     # dataobj keeps the on-disk dtype (integer label maps stay integers) unless the header scales.
-    return np.asanyarray(nibabel.load(path).dataobj)
+    return np.asanyarray(image.dataobj)
 
 
 def load_array(path: str, key: str | None, option: str):
@@ -406,7 +411,14 @@ def _why_not(spec, from_logits, targets) -> str:
     if spec.target_kind == "skeletons" and "skeletons" not in targets:
         return ("takes the labels' tubed skeletons, not the labels: compute them with "
                 "--skeletons-from-labels (needs scikit-image)")
+    for name in spec.required:
+        if name not in targets:
+            return f"needs {name}: give it with {_REQUIRED_OPTIONS[name]} FILE (a C × C array of class distances)"
     return ""
+
+
+#: The eval option that gives each required hyperparameter of a loss.
+_REQUIRED_OPTIONS = {"distance_matrix": "--distance-matrix"}
 
 
 def _given_targets(args) -> set:
@@ -415,6 +427,8 @@ def _given_targets(args) -> set:
         targets.add("distance_maps")
     if args.skeletons_from_labels:
         targets.add("skeletons")
+    if args.distance_matrix:
+        targets.add("distance_matrix")
     return targets
 
 
@@ -439,8 +453,10 @@ def _evaluate(names, y_true, y_pred, options, targets):
             skipped[name] = why
             continue
         target = targets.get(spec.target_kind, y_true)
+        required = {name: targets[name] for name in spec.required}
         try:
-            values = np.asarray(spec.function(target, y_pred, validate=True, **options), dtype=np.float64)
+            values = np.asarray(spec.function(target, y_pred, validate=True, **options, **required),
+                                dtype=np.float64)
         except (ValueError, TypeError) as exc:
             if names:  # the user asked for this loss: its rejection is the answer
                 raise CLIError(f"{name}: {testing.one_line(exc)}") from None
@@ -590,7 +606,9 @@ def command_eval(args) -> int:
     _check_labels(y_true, y_pred, options)
     maps = _distance_maps(args, names, y_true, y_pred)
     skeletons = _skeletons_from_labels(args, names, y_true, y_pred)
-    targets = {kind: array for kind, array in (("distance_maps", maps), ("skeletons", skeletons))
+    matrix = load_array(args.distance_matrix, args.key, "--distance-matrix")[0] if args.distance_matrix else None
+    targets = {kind: array for kind, array in (("distance_maps", maps), ("skeletons", skeletons),
+                                               ("distance_matrix", matrix))
                if array is not None}
     results, skipped = _evaluate(names, y_true, y_pred, options, targets)
     if args.json:
@@ -653,7 +671,8 @@ skipped; with --losses such a rejection is an error (exit status 2). A loss that
 logits only (lovasz_hinge_loss) needs --from-logits, and one that takes signed distance
 maps (boundary_loss) needs --distance-maps FILE (y_pred's shape, read like the other
 arrays) or --distance-maps-from-labels (computed from hard labels with SciPy, element
-spacing 1); without them such a loss is skipped, or refused when --losses names it. A
+spacing 1); generalized_wasserstein_dice_loss needs --distance-matrix FILE (C × C);
+without them such a loss is skipped, or refused when --losses names it. A
 loss that is not finite is shown (null in --json) and makes the exit status 1.
 """
 
@@ -711,6 +730,9 @@ def _add_eval_parser(sub):
     p.add_argument("--skeletons-from-labels", action="store_true",
                    help="compute the tubed skeletons of y_true with lossfns.tubed_skeletons for the losses "
                         "that take them (skeleton_recall_loss; needs scikit-image)")
+    p.add_argument("--distance-matrix", metavar="FILE",
+                   help="a C × C array of distances between the classes, for the losses that need one "
+                        "(generalized_wasserstein_dice_loss)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(handler=command_eval)
 

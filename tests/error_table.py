@@ -71,8 +71,19 @@ def _core():
         ("`all_reduce` without `batch=True`", lambda: dice(LABELS, PROBS, all_reduce=lambda x: x)),
         ("`dice_focal_loss`: a per-class `alpha` with a sigmoid activation (the focal part is binary)",
          lambda: lossfns.dice_focal_loss(LABELS, PROBS, alpha=[1, 1], from_logits="sigmoid")),
-        ("deep supervision: a level whose spatial size does not divide the target's",
-         lambda: lossfns.deep_supervision(dice, LABELS, [PROBS, PROBS[:, :3, :3]])),
+        ("deep supervision: a level larger than the target",
+         lambda: lossfns.deep_supervision(dice, LABELS[:, :2, :2], [PROBS[:, :2, :2], PROBS])),
+        ("`generalized_wasserstein_dice_loss` without `distance_matrix`",
+         lambda: lossfns.generalized_wasserstein_dice_loss(LABELS, PROBS)),
+        ("`distance_matrix` whose size is not the number of classes",
+         lambda: lossfns.generalized_wasserstein_dice_loss(
+             LABELS, PROBS, distance_matrix=[[0, 1, 1], [1, 0, 1], [1, 1, 0]])),
+        ("`average=\"none\"` on a loss without per-class values",
+         lambda: lossfns.generalized_dice_loss(LABELS, PROBS, average="none")),
+        ("`topk_loss` with `all_reduce` (not additive)",
+         lambda: lossfns.topk_loss(LABELS, PROBS, batch=True, all_reduce=lambda x: x)),
+        ("`tubed_skeletons` on labels without spatial axes",
+         lambda: lossfns.tubed_skeletons(np.zeros(3, dtype=np.int64))),
         ("deep supervision: `weights` of the wrong length",
          lambda: lossfns.deep_supervision(dice, LABELS, [PROBS, PROBS[:, ::2, ::2]], weights=[1.0])),
         ("`validate=True`: a class index outside [0, C) (except `ignore_index`; a single channel takes "
@@ -105,7 +116,8 @@ def _hyperparameters():
         spec, name = next((s, n) for s, n in members if s.takes_labels and not s.logits_only)
         value = domain.invalid_examples()[0]
         conditions.append((f"{', '.join(named)} not {domain.describe()}",
-                           lambda spec=spec, name=name, value=value: spec.function(LABELS, PROBS, **{name: value})))
+                           lambda spec=spec, name=name, value=value: spec.function(
+                               LABELS, PROBS, **{**spec.example_arguments(2), name: value})))
     return conditions
 
 

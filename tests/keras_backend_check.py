@@ -34,6 +34,8 @@ TRAINED = ("TverskyLoss", "CategoricalFocalLoss", "AsymmetricUnifiedFocalLoss")
 REDUCTIONS = ("sum_over_batch_size", "sum")
 #: Every Keras reduction, for the checks of the weighting (None: the per-sample values).
 ALL_REDUCTIONS = (None, "sum_over_batch_size", "sum", "mean", "mean_with_sample_weight")
+#: What the report shows for a constructor argument without a default.
+REQUIRED = "<required>"
 #: Integer label dtypes: PNG masks load as uint8. (Keras' torch backend has no uint64.)
 LABEL_DTYPES = ("uint8", "int8", "int16", "uint16", "uint32", "int32", "int64")
 #: The dtypes ``model.fit`` crashed on with the tensorflow backend (TensorFlow's range and
@@ -61,7 +63,14 @@ def make_inputs(case: str, seed: int = 0, spec=None):
     y_pred = logits if case == "logits" or (spec is not None and spec.logits_only) else probs
     if spec is not None and spec.target_kind == "distance_maps":
         return rng.normal(size=logits.shape), y_pred
+    if spec is not None and spec.target_kind == "skeletons":  # label maps in every case
+        return labels, y_pred
     return (np.eye(CLASSES)[labels] if case == "dense" else labels), y_pred
+
+
+def options_of(case: str, spec) -> dict:
+    """Constructor options of an input case, with the loss's required hyperparameters."""
+    return {**CASES[case], **spec.example_arguments(CLASSES)}
 
 
 def make_weights(seed: int = 1):
@@ -74,9 +83,10 @@ def changed_hyperparameters(spec) -> dict:
     """Every float hyperparameter at 0.8 times its default (which keeps it in range), every
     int one (a count) one above it.
 
-    Choices such as ``weighting="square"`` and ``None`` defaults are left at their default.
+    Choices such as ``weighting="square"`` and ``None`` defaults are left at their default;
+    a required hyperparameter gets its example value.
     """
-    changed = {}
+    changed = dict(spec.example_arguments(CLASSES))
     for h in spec.hyperparameters:
         if isinstance(h.default, float):
             changed[h.name] = h.default * 0.8
@@ -146,7 +156,7 @@ def check_values(keras, adapter) -> dict:
 
     def entry(cls, case):
         y_true, y_pred = make_inputs(case, spec=cls.spec)
-        options = CASES[case]
+        options = options_of(case, cls.spec)
         loss = cls(dtype="float64", **options)
 
         def outputs(predictions):
@@ -210,13 +220,14 @@ def check_classes(keras, adapter) -> dict:
         for class_name in registry.class_names(spec):
             cls = getattr(adapter, class_name)
             parameters = inspect.signature(cls).parameters.values()
+            required = spec.example_arguments(CLASSES)
             results[class_name] = {
-                "name": cls().name,
-                "reduction": cls().reduction,
+                "name": cls(**required).name,
+                "reduction": cls(**required).reduction,
                 "confusion_loss": issubclass(cls, adapter.ConfusionLoss),
                 "keras_loss": issubclass(cls, keras.losses.Loss),
                 "registered_name": keras.saving.get_registered_name(cls),
-                "defaults": {p.name: p.default for p in parameters},
+                "defaults": {p.name: REQUIRED if p.default is p.empty else p.default for p in parameters},
                 "positional": [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD],
             }
 

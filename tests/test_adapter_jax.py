@@ -6,6 +6,7 @@ the core (float64 on both sides).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_backend_check import CASES, changed_hyperparameters, make_inputs, make_weights
+from keras_backend_check import CLASSES, changed_hyperparameters, make_inputs, make_weights, options_of
 from lossfns import registry
 from registry_fixtures import DOUBLE_DICE
 
@@ -31,8 +32,9 @@ RTOL, ATOL = 1e-10, 1e-12  # float64 (SPEC §9)
 @pytest.mark.parametrize("case", ["dense", "sparse"])  # logits: in the gradient test
 def test_value_is_the_core_value(spec, case):
     y_true, y_pred = make_inputs(case, spec=spec)
-    expected = spec.function(y_true, y_pred, **CASES[case])
-    actual = getattr(adapter, spec.name)(jnp.asarray(y_pred), jnp.asarray(y_true), **CASES[case])
+    options = options_of(case, spec)
+    expected = spec.function(y_true, y_pred, **options)
+    actual = getattr(adapter, spec.name)(jnp.asarray(y_pred), jnp.asarray(y_true), **options)
     assert actual.shape == (y_pred.shape[0],) and actual.dtype == jnp.float64
     np.testing.assert_allclose(np.asarray(actual), expected, rtol=RTOL, atol=ATOL)
 
@@ -69,7 +71,8 @@ def test_generated_functions():
         assert f"lossfns.{spec.name}" in function.__doc__
         parameters = inspect.signature(function).parameters
         assert list(parameters)[:2] == ["predictions", "targets"]
-        assert {h.name: parameters[h.name].default for h in spec.hyperparameters} == spec.defaults
+        assert {h.name: parameters[h.name].default for h in spec.hyperparameters} == {
+            **spec.defaults, **dict.fromkeys(spec.required, inspect.Parameter.empty)}
         assert parameters["class_axis"].default == -1 and parameters["axis_name"].default is None
         for alias in spec.aliases:
             assert getattr(adapter, alias) is function and alias in adapter.__all__
@@ -81,11 +84,12 @@ def test_value_and_gradient_from_logits_match_torch(spec):
     y_true, logits = make_inputs("logits", spec=spec)
     reference = torch.tensor(logits, requires_grad=True)
     target = y_true if y_true.dtype.kind == "f" else y_true.astype(np.int64)  # distance maps stay float
-    expected = spec.function(torch.from_numpy(target), reference, from_logits=True)
+    required = spec.example_arguments(CLASSES)
+    expected = spec.function(torch.from_numpy(target), reference, from_logits=True, **required)
     expected.sum().backward()
     function = getattr(adapter, spec.name)
     value, grad = jax.value_and_grad(
-        lambda p: function(p, jnp.asarray(y_true), from_logits=True).sum()
+        lambda p: function(p, jnp.asarray(y_true), from_logits=True, **required).sum()
     )(jnp.asarray(logits))
     np.testing.assert_allclose(float(value), expected.sum().item(), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(np.asarray(grad), reference.grad.numpy(), rtol=RTOL, atol=ATOL)
@@ -93,14 +97,15 @@ def test_value_and_gradient_from_logits_match_torch(spec):
 
 @SPECS
 def test_vmap_over_a_leading_axis(spec):
-    function = getattr(adapter, spec.name)
+    required = spec.example_arguments(CLASSES)
+    function = functools.partial(getattr(adapter, spec.name), **required)
     inputs = [make_inputs("sparse", seed, spec=spec) for seed in (0, 1)]
     targets = jnp.stack([jnp.asarray(t) for t, _ in inputs])
     predictions = jnp.stack([jnp.asarray(p) for _, p in inputs])
     mapped = jax.vmap(function)(predictions, targets)
     assert mapped.shape == (2, predictions.shape[1])
     for index, (y_true, y_pred) in enumerate(inputs):
-        expected = spec.function(y_true, y_pred)
+        expected = spec.function(y_true, y_pred, **required)
         np.testing.assert_allclose(np.asarray(mapped[index]), expected, rtol=RTOL, atol=ATOL)
 
 

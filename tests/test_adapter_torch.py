@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from keras_backend_check import CASES, changed_hyperparameters, make_inputs, make_weights
+from keras_backend_check import CASES, CLASSES, changed_hyperparameters, make_inputs, make_weights, options_of
 from lossfns import registry
 from registry_fixtures import DOUBLE_DICE
 
@@ -29,6 +29,9 @@ pytestmark = [
 ]
 
 SPECS = pytest.mark.parametrize("spec", registry.LOSSES, ids=lambda s: s.name)
+#: Losses without a host step: the Hausdorff loss's distance fields break a fullgraph
+#: compile by design (tests/test_hausdorff.py checks its error).
+TRACEABLE = [s for s in registry.LOSSES if not s.host_step]
 ALL_CLASSES = [(spec, name) for spec in registry.LOSSES for name in registry.class_names(spec)]
 RTOL, ATOL = 1e-10, 1e-12  # float64 (SPEC §9)
 
@@ -44,7 +47,7 @@ def channels_first(y_true, y_pred):
 def core_values(spec, case, **arguments):
     """Per-sample core values of a case, channels-last NumPy."""
     y_true, y_pred = make_inputs(case, spec=spec)
-    return np.asarray(spec.function(y_true, y_pred, **CASES[case], **arguments))
+    return np.asarray(spec.function(y_true, y_pred, **options_of(case, spec), **arguments))
 
 
 @SPECS
@@ -53,12 +56,12 @@ def test_value_is_core_then_reduction(spec, case):
     target, input = channels_first(*make_inputs(case, spec=spec))
     expected = core_values(spec, case)
     cls = getattr(adapter, spec.class_name)
-    per_sample = cls(reduction="none", **CASES[case])(input, target)
+    per_sample = cls(reduction="none", **options_of(case, spec))(input, target)
     assert per_sample.shape == (input.shape[0],) and per_sample.dtype == torch.float64
     np.testing.assert_allclose(per_sample.numpy(), expected, rtol=RTOL, atol=ATOL)
-    mean = cls(**CASES[case])(input, target)  # "mean" is the default
+    mean = cls(**options_of(case, spec))(input, target)  # "mean" is the default
     np.testing.assert_allclose(mean.item(), expected.mean(), rtol=RTOL, atol=ATOL)
-    total = cls(reduction="sum", **CASES[case])(input, target)
+    total = cls(reduction="sum", **options_of(case, spec))(input, target)
     np.testing.assert_allclose(total.item(), expected.sum(), rtol=RTOL, atol=ATOL)
 
 
@@ -148,11 +151,11 @@ def test_hyperparameters_are_keyword_only():
         adapter.TverskyLoss(0.3)
 
 
-@SPECS
+@pytest.mark.parametrize("spec", TRACEABLE, ids=lambda s: s.name)
 def test_compiles_without_graph_breaks(spec):
     torch._dynamo.reset()
     target, input = channels_first(*make_inputs("sparse", spec=spec))
-    module = getattr(adapter, spec.class_name)()
+    module = getattr(adapter, spec.class_name)(**spec.example_arguments(CLASSES))
     compiled = torch.compile(module, fullgraph=True, backend="eager")
     np.testing.assert_allclose(compiled(input, target).item(), module(input, target).item(), rtol=RTOL)
 
@@ -177,7 +180,7 @@ def test_autocast_bfloat16(spec):
     target, input = channels_first(*make_inputs("sparse", spec=spec))
     features = torch.randn(input.shape[0], 4, *input.shape[2:])
     layer = torch.nn.Conv2d(4, 3, 1)
-    module = getattr(adapter, spec.class_name)(from_logits=True)
+    module = getattr(adapter, spec.class_name)(from_logits=True, **spec.example_arguments(CLASSES))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = layer(features)
         loss = module(logits, target)
@@ -202,11 +205,13 @@ def test_gradient_matches_jax(spec):
     jax.config.update("jax_enable_x64", True)
     y_true, logits = make_inputs("logits", spec=spec)
     reference = jax.grad(
-        lambda p: spec.function(jax.numpy.asarray(y_true), p, from_logits=True).sum()
+        lambda p: spec.function(jax.numpy.asarray(y_true), p, from_logits=True,
+                                **spec.example_arguments(CLASSES)).sum()
     )(jax.numpy.asarray(logits))
     target, input = channels_first(y_true, logits)
     input.requires_grad_(True)
-    getattr(adapter, spec.class_name)(from_logits=True, reduction="sum")(input, target).backward()
+    module = getattr(adapter, spec.class_name)(from_logits=True, reduction="sum", **spec.example_arguments(CLASSES))
+    module(input, target).backward()
     actual = np.moveaxis(input.grad.numpy(), 1, -1)
     np.testing.assert_allclose(actual, np.asarray(reference), rtol=RTOL, atol=ATOL)
 

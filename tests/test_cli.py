@@ -353,9 +353,10 @@ def test_eval_npy_matches_core(tmp_path):
     document = eval_json("--y-true", tmp_path / "t.npy", "--y-pred", tmp_path / "p.npy")
     # All losses by default; those that take signed distance maps, not labels, or logits,
     # not probabilities, say why they skipped and which option they need.
-    label_losses = [s.name for s in registry.LOSSES if s.target_kind == "labels" and not s.logits_only]
+    label_losses = [s.name for s in registry.LOSSES
+                    if s.target_kind == "labels" and not s.logits_only and not s.required]
     option = {"distance_maps": "--distance-maps", "skeletons": "--skeletons-from-labels"}
-    needs = {s.name: option.get(s.target_kind, "--from-logits")
+    needs = {s.name: "--distance-matrix" if s.required else option.get(s.target_kind, "--from-logits")
              for s in registry.LOSSES if s.name not in label_losses}
     assert set(document["losses"]) == set(label_losses)
     assert set(document["skipped"]) == set(needs) and needs
@@ -504,7 +505,7 @@ def test_eval_non_finite_loss_exits_1_and_writes_valid_json(good_files, monkeypa
     def broken(y_true, y_pred, **options):
         return np.array([np.nan, np.inf])
 
-    spec = SimpleNamespace(name="broken_loss", function=broken, target_kind="labels", logits_only=False)
+    spec = SimpleNamespace(name="broken_loss", function=broken, target_kind="labels", logits_only=False, required=())
     monkeypatch.setattr(cli, "registry", SimpleNamespace(LOSSES=(spec,), get=lambda name: spec))
     true, pred = good_files
     assert cli.main(["eval", "--y-true", str(true), "--y-pred", str(pred), "--json"]) == 1
@@ -648,7 +649,8 @@ def test_eval_distance_maps_file(segmentation, tmp_path, capsys):
     inputs = ["--y-true", paths["t"], "--y-pred", paths["p"]]
     status, out, _ = eval_main(capsys, *inputs, "--distance-maps", tmp_path / "maps.npy", "--json")
     document = json.loads(out)
-    assert status == 0 and set(document["skipped"]) == {"lovasz_hinge_loss", "skeleton_recall_loss"}
+    assert status == 0 and set(document["skipped"]) == {"lovasz_hinge_loss", "skeleton_recall_loss",
+                                                        "generalized_wasserstein_dice_loss"}
     assert_matches_core(document, maps, arrays["p"], ["boundary_loss"])
     assert document["distance_maps"]["shape"] == [2, 6, 5, 3]
     assert_matches_core(document, arrays["t"], arrays["p"], ["f1_loss", "categorical_crossentropy"])
@@ -732,3 +734,22 @@ def test_eval_skeletons_from_labels(tmp_path, capsys):
     document = eval_json(*files, "--skeletons-from-labels", "--losses", "skeleton_recall_loss")
     expected = lossfns.skeleton_recall_loss(lossfns.tubed_skeletons(y_true), y_pred)
     np.testing.assert_allclose(document["losses"]["skeleton_recall_loss"]["per_sample"], expected, rtol=1e-12)
+
+
+def test_eval_distance_matrix_file(segmentation, tmp_path, capsys):
+    """The Wasserstein Dice needs its C × C matrix: --distance-matrix FILE gives it; without
+    it the loss is skipped saying so, or refused when --losses names it."""
+    arrays, paths = segmentation
+    inputs = ["--y-true", paths["t"], "--y-pred", paths["p"]]
+    name = "generalized_wasserstein_dice_loss"
+    assert_refused(eval_main(capsys, *inputs, "--losses", name), "--distance-matrix")
+    matrix = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    np.save(tmp_path / "m.npy", matrix)
+    status, out, _ = eval_main(capsys, *inputs, "--distance-matrix", tmp_path / "m.npy", "--losses", name, "--json")
+    document = json.loads(out)
+    assert status == 0 and set(document["losses"]) == {name}
+    expected = lossfns.generalized_wasserstein_dice_loss(arrays["t"], arrays["p"], distance_matrix=matrix)
+    np.testing.assert_allclose(document["losses"][name]["per_sample"], expected, rtol=1e-12)
+    np.save(tmp_path / "wrong.npy", matrix[:2, :2])  # 2 × 2 for 3 classes: the core's error, named
+    assert_refused(eval_main(capsys, *inputs, "--distance-matrix", tmp_path / "wrong.npy", "--losses", name),
+                   "distance_matrix")

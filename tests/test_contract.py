@@ -72,8 +72,14 @@ def test_every_registered_loss_has_an_explicit_signature_and_domains(spec):
     assert set(keywords) == set(spec.function.domains)
     for name, domain in spec.function.domains.items():
         default = keywords[name]
-        if name not in ("mask", "all_reduce"):
+        if name not in ("mask", "all_reduce") and name not in spec.required:
             assert domain.check(name, default) == default or default is None  # defaults lie in their domains
+    for name, value in spec.example_arguments(3).items():  # required ones: their examples do
+        assert name in spec.required and domain_of(spec, name).check(name, value) is not None
+
+
+def domain_of(spec, name):
+    return spec.function.domains[name]
 
 
 def _inputs():

@@ -46,6 +46,6 @@ CASES = [
 def test_the_result_stays_on_a_non_default_device(spec, options, other_device):
     xs, device = other_device
     y_true, y_pred, given = _arguments(spec, xs, device, options)
-    value = spec.function(y_true, y_pred, **given)
+    value = spec.function(y_true, y_pred, **given, **spec.example_arguments(y_pred.shape[-1]))
     assert value.device == device
     assert np.all(np.isfinite(np.asarray(xs.asarray(value, device=xs.Device("CPU_DEVICE")))))

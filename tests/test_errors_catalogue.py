@@ -26,6 +26,8 @@ BY_NAME = {name: spec for spec in LOSSES for name in (spec.name, *spec.aliases)}
 REGION = [s for s in LOSSES if s.family == "region"]
 # Losses whose first argument is y_true (the boundary loss takes distance_maps: test_boundary.py).
 LABELLED = [s for s in LOSSES if s.takes_labels]
+#: Labelled losses with ignore_index (the Hausdorff and skeleton recall losses have none).
+IGNORING = [s for s in LABELLED if "ignore_index" in s.options]
 WITH_BACKGROUND = [s for s in LOSSES if "background_index" in s.options]
 BINARY = [BY_NAME["binary_crossentropy"], BY_NAME["binary_focal_loss"]]
 TVERSKY_PART_GAMMA = {"symmetric_focal_tversky_loss", "asymmetric_focal_tversky_loss",
@@ -46,6 +48,13 @@ def good_inputs(shape=(2, 4, 4, 2)):
     y_true = (labels[..., None] == np.arange(shape[-1])).astype(np.float64)
     y_pred = rng.uniform(0.1, 0.9, size=shape)
     return y_true, y_pred
+
+
+def call(spec, y_true, y_pred, **arguments):
+    """``spec``'s core function, given the values of its required hyperparameters (the
+    Wasserstein Dice's ``distance_matrix``) for ``y_pred``'s classes unless ``arguments`` has them."""
+    classes = np.shape(y_pred)[-1] if np.ndim(y_pred) else 2
+    return spec.function(y_true, y_pred, **{**spec.example_arguments(classes), **arguments})
 
 
 def names(argument: str) -> str:
@@ -86,11 +95,17 @@ def spec_range(spec, name):
     if name == "classes":
         return ("present", "all")
     if name == "weighting":
+        if spec.name == "generalized_wasserstein_dice_loss":
+            return ("default", "gdl")
         return ("square", "simple", "uniform")
     if name == "iterations":
         return "int >= 0"
-    if name == "squared_pred":  # SPEC §21
+    if name in ("squared_pred", "log"):  # SPEC §21, §22 (Hausdorff)
         return "bool"
+    if name == "k":  # SPEC §22: top-k, a percentage
+        return (0.0, 100.0)
+    if name == "distance_matrix":  # SPEC §22, §23
+        return "distance matrix"
     raise AssertionError(f"no SPEC range known for {spec.name}({name}=...): add it here")
 
 
@@ -112,6 +127,10 @@ def _domain_range(domain):
         return "int >= 0"
     if isinstance(domain, d.Boolean):
         return "bool"
+    if type(domain).__name__ == "Percentage":
+        return (0.0, 100.0)
+    if type(domain).__name__ == "DistanceMatrix":
+        return "distance matrix"
     return repr(domain)
 
 
@@ -139,19 +158,27 @@ HYPERPARAMETERS = [pytest.param(spec, h.name, id=f"{spec.name}-{h.name}")
 @pytest.mark.parametrize("spec, name, value", HYPERPARAMETER_CASES)
 def test_hyperparameter_out_of_range(spec, name, value):
     y_true, y_pred = good_inputs()
-    received = str(value[-1] if isinstance(value, list) else value)
     with raises(ValueError, name) as info:
-        spec.function(y_true, y_pred, **{name: value})
-    assert received in str(info.value), "the message shows the value received"
+        call(spec, y_true, y_pred, **{name: value})
+    assert _shows_received(value, str(info.value)), "the message shows the value received"
     with raises(ValueError, name):  # the adapters validate through the registry
         spec.validate(**{name: value})
+
+
+def _shows_received(value, message: str) -> bool:
+    """The value received is in ``message``: a pair's bad last entry; for a distance
+    matrix, the bad entry or what is wrong with its shape (``got ...``)."""
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        return "got" in message and (any(str(x) in message.split("got")[-1] for row in value for x in row)
+                                     or "rows" in message or "zeros" in message)
+    return str(value[-1] if isinstance(value, list) else value) in message
 
 
 @pytest.mark.parametrize("spec, name", HYPERPARAMETERS)
 def test_hyperparameter_of_the_wrong_type(spec, name):
     y_true, y_pred = good_inputs()
     with raises(TypeError, name):
-        spec.function(y_true, y_pred, **{name: "0.5"})
+        call(spec, y_true, y_pred, **{name: "0.5"})
     with raises(TypeError, name):
         spec.validate(**{name: "0.5"})
 
@@ -162,7 +189,7 @@ def test_gamma_above_one_is_allowed_without_a_unified_tversky_part(spec):
     """γ > 1 is only forbidden where the exponent is ``1 - γ`` (SPEC §6)."""
     y_true, y_pred = good_inputs()
     name = "tversky_gamma" if spec.name == "hybrid_focal_loss" else "gamma"
-    assert np.isfinite(spec.function(y_true, y_pred, **{name: 2.5})).all()
+    assert np.isfinite(call(spec, y_true, y_pred, **{name: 2.5})).all()
 
 
 def test_registry_rejects_unknown_arguments():
@@ -176,18 +203,19 @@ def test_registry_rejects_unknown_arguments():
 @pytest.mark.parametrize("spec", LABELLED, ids=_ids(LABELLED))
 def test_shapes_that_do_not_match(spec):
     _, y_pred = good_inputs()
-    with raises(ValueError, "y_true", "y_pred") as info:
-        spec.function(np.zeros((2, 4, 4, 3)), y_pred)
+    target = spec.target_argument
+    with raises(ValueError, target, "y_pred") as info:
+        call(spec, np.zeros((2, 4, 4, 3), dtype=np.int64), y_pred)
     assert "(2, 4, 4, 3)" in str(info.value) and "(2, 4, 4, 2)" in str(info.value)
-    with raises(ValueError, "y_true", "y_pred"):  # sparse labels with a wrong spatial size
-        spec.function(np.zeros((2, 4, 3), dtype=np.int64), y_pred)
+    with raises(ValueError, target, "y_pred"):  # sparse labels with a wrong spatial size
+        call(spec, np.zeros((2, 4, 3), dtype=np.int64), y_pred)
 
 
 @pytest.mark.parametrize("spec", LOSSES, ids=_ids(LOSSES))
 def test_integer_predictions(spec):
     y_true, y_pred = good_inputs()
     with raises(TypeError, "y_pred") as info:
-        spec.function(y_true, (y_pred * 10).astype(np.int32))
+        call(spec, y_true, (y_pred * 10).astype(np.int32))
     assert "int32" in str(info.value)
 
 
@@ -196,16 +224,16 @@ def test_unknown_from_logits(spec):
     y_true, y_pred = good_inputs()
     for value in ("relu", 1, None):
         with raises(ValueError, "from_logits"):
-            spec.function(y_true, y_pred, from_logits=value)
+            call(spec, y_true, y_pred, from_logits=value)
 
 
-@pytest.mark.parametrize("spec", LABELLED, ids=_ids(LABELLED))
+@pytest.mark.parametrize("spec", IGNORING, ids=_ids(IGNORING))
 def test_ignore_index_with_dense_labels(spec):
     y_true, y_pred = good_inputs()
     with raises(ValueError, "ignore_index"):
-        spec.function(y_true, y_pred, ignore_index=255)
+        call(spec, y_true, y_pred, ignore_index=255)
     with raises(TypeError, "ignore_index"):
-        spec.function(np.zeros((2, 4, 4), dtype=np.int64), y_pred, ignore_index=1.5)
+        call(spec, np.zeros((2, 4, 4), dtype=np.int64), y_pred, ignore_index=1.5)
 
 
 @pytest.mark.parametrize("spec", LOSSES, ids=_ids(LOSSES))
@@ -213,21 +241,24 @@ def test_class_axis_out_of_range(spec):
     y_true, y_pred = good_inputs()
     for axis in (4, -5, 0, -4):  # 0 and -4 are the batch axis
         with raises(ValueError, "class_axis") as info:
-            spec.function(y_true, y_pred, class_axis=axis)
+            call(spec, y_true, y_pred, class_axis=axis)
         assert str(axis) in str(info.value)
     with raises(TypeError, "class_axis"):
-        spec.function(y_true, y_pred, class_axis=1.0)
+        call(spec, y_true, y_pred, class_axis=1.0)
 
 
 @pytest.mark.parametrize("spec", LABELLED, ids=_ids(LABELLED))
 def test_mixed_array_libraries(spec):
     torch = pytest.importorskip("torch")
     y_true, y_pred = good_inputs()
-    with raises(TypeError, "y_true", "y_pred") as info:
-        spec.function(y_true, torch.from_numpy(y_pred))
+    if spec.target_kind == "skeletons":
+        y_true = np.argmax(y_true, axis=-1)
+    target = spec.target_argument
+    with raises(TypeError, target, "y_pred") as info:
+        call(spec, y_true, torch.from_numpy(y_pred))
     assert "torch" in str(info.value) and "numpy" in str(info.value)
-    with raises(TypeError, "mask", "y_true"):
-        spec.function(torch.from_numpy(y_true), torch.from_numpy(y_pred), mask=np.ones((2, 4, 4)))
+    with raises(TypeError, "mask", target):
+        call(spec, torch.from_numpy(y_true), torch.from_numpy(y_pred), mask=np.ones((2, 4, 4)))
 
 
 @pytest.mark.parametrize("spec", LOSSES, ids=_ids(LOSSES))
@@ -235,22 +266,22 @@ def test_mask_of_the_wrong_shape(spec):
     y_true, y_pred = good_inputs()
     for shape in ((2, 4, 3), (2, 4, 4, 2), (3, 4, 4)):
         with raises(ValueError, "mask"):
-            spec.function(y_true, y_pred, mask=np.ones(shape))
+            call(spec, y_true, y_pred, mask=np.ones(shape))
 
 
 @pytest.mark.parametrize("spec", LABELLED, ids=_ids(LABELLED))
 def test_other_input_errors(spec):
     y_true, y_pred = good_inputs()
-    with raises(TypeError, "y_true"):  # sparse labels must be integers
-        spec.function(np.zeros((2, 4, 4)), y_pred)
+    with raises(TypeError, spec.target_argument):  # sparse labels must be integers
+        call(spec, np.zeros((2, 4, 4)), y_pred)
     with raises(TypeError, "y_pred"):
-        spec.function(y_true, y_pred.tolist())
+        call(spec, y_true, y_pred.tolist())
     with raises(ValueError, "y_pred"):
-        spec.function(np.zeros(3), np.full(3, 0.5))
+        call(spec, np.zeros(3), np.full(3, 0.5))
     with raises(TypeError, "batch"):
-        spec.function(y_true, y_pred, batch=1)
+        call(spec, y_true, y_pred, batch=1)
     with raises(TypeError, "validate"):
-        spec.function(y_true, y_pred, validate="yes")
+        call(spec, y_true, y_pred, validate="yes")
 
 
 @pytest.mark.parametrize("spec", REGION, ids=_ids(REGION))
@@ -286,7 +317,7 @@ def test_background_index_out_of_range(spec):
     y_true, y_pred = good_inputs()
     for index in (2, -3):
         with raises(ValueError, "background_index") as info:
-            spec.function(y_true, y_pred, background_index=index)
+            call(spec, y_true, y_pred, background_index=index)
         assert str(index) in str(info.value)
 
 
@@ -441,6 +472,7 @@ def build(framework, spec, **arguments):
     torch adapter gets ``class_axis=-1`` unless a test sets it.
     """
     module = adapter(framework)
+    arguments = {**spec.example_arguments(2), **arguments}
     if framework == "jax":
         y_true, y_pred = good_inputs()
         return getattr(module, spec.name)(_to("jax", y_pred), _to("jax", y_true), **arguments)
@@ -469,10 +501,9 @@ ADAPTER_HYPERPARAMETER_CASES = [
 
 @pytest.mark.parametrize("framework, spec, name, value", ADAPTER_HYPERPARAMETER_CASES)
 def test_adapter_hyperparameter_out_of_range(framework, spec, name, value):
-    received = str(value[-1] if isinstance(value, list) else value)
     with raises(ValueError, name) as info:
         build(framework, spec, **{name: value})
-    assert received in str(info.value)
+    assert _shows_received(value, str(info.value))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -525,7 +556,7 @@ def test_jax_axis_name_needs_batch():
         build("jax", BY_NAME["f1_loss"], axis_name="devices")
 
 
-@pytest.mark.parametrize("name", ["lovasz_softmax_loss", "lovasz_hinge_loss"])
+@pytest.mark.parametrize("name", ["lovasz_softmax_loss", "lovasz_hinge_loss", "topk_loss"])
 def test_replica_group_refused_for_a_non_additive_loss(name):
     # Refused when the object or call is made, not at the first distributed step.
     with raises(ValueError, "process_group", "additive"):

@@ -63,6 +63,12 @@ def loss_inputs(spec, config: str):
         kwargs["from_logits"] = kwargs["from_logits"] or True
     if spec.target_kind == "distance_maps":  # the boundary loss: signed distances, not labels
         y_true = rng.normal(scale=2.0, size=y_pred.shape)
+    if spec.target_kind == "skeletons" and y_true.dtype.kind == "f":  # label maps, never soft
+        class_axis = kwargs.get("class_axis", -1)
+        y_true = (np.argmax(y_true, axis=class_axis) if y_true.shape[class_axis] > 1
+                  else y_true.astype(np.int64))
+    classes = y_pred.shape[kwargs.get("class_axis", -1)]
+    kwargs.update(spec.example_arguments(classes))
     if spec.family == "cldice" and y_true.dtype.kind == "f":
         # The skeleton of 0/1 labels is full of min/max ties, where it has no derivative in
         # the labels: move them inside (0, 1), away from ties.

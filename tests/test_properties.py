@@ -33,10 +33,11 @@ from hypothesis import strategies as st
 from lossfns import domains as d
 from lossfns.registry import LOSSES as REGISTERED
 
-#: The property strategies know the SPEC ranges of these families; boundary and clDice are
-#: covered by their own suites' edge grids and references: their inputs (distance maps,
-#: morphology on a grid) need strategies of their own.
-LOSSES = tuple(s for s in REGISTERED if s.family not in {"boundary", "cldice"})
+#: The property strategies know the SPEC ranges of these families; boundary, clDice,
+#: Hausdorff and skeleton recall are covered by their own suites' edge grids and references:
+#: their inputs (distance maps, morphology on a grid, skeletons, thresholded distance fields)
+#: need strategies of their own.
+LOSSES = tuple(s for s in REGISTERED if s.family not in {"boundary", "cldice", "hausdorff", "skeleton"})
 
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
@@ -90,7 +91,20 @@ def domain_values(domain, num_channels: int):
         return st.booleans()
     if isinstance(domain, d.Integer):
         return st.integers(domain.low or 0, (domain.low or 0) + 4)
+    if type(domain).__name__ == "Percentage":  # top-k's k in (0, 100]
+        return st.sampled_from([1.0, 10.0, 50.0, 100.0]) | st.floats(1e-3, 100.0)
+    if type(domain).__name__ == "DistanceMatrix":
+        return st.integers(0, 2**32 - 1).map(lambda seed: _distance_matrix(seed, num_channels))
     raise AssertionError(f"no strategy for the domain {domain!r}: add one here")
+
+
+def _distance_matrix(seed: int, size: int) -> list:
+    """A random ``size × size`` matrix of distances in [0, 2], zero diagonal, one entry 1."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.uniform(0.0, 2.0, (size, size)) * (rng.random((size, size)) < 0.8)
+    np.fill_diagonal(matrix, 0.0)
+    matrix[0, 1] = 1.0
+    return matrix.tolist()
 
 
 def hyperparameter_values(spec, name: str, num_channels: int):
@@ -299,7 +313,12 @@ def test_values_lie_in_their_range(case):
     loss = np.asarray(case.call(y_pred=case.y_pred.astype(np.float64)))
     slack = 1e-12
     name = case.spec.name
-    if name == "combo_loss":  # α·wCE ≥ 0 and DSC ≤ 1
+    epsilon = case.kwargs.get("epsilon")
+    if isinstance(epsilon, tuple) and epsilon[0] > epsilon[1]:
+        # ε_n > ε_d (MONAI's smooth_nr > smooth_dr) lets a ratio exceed 1, and the loss go
+        # below 0, as MONAI's does: no lower bound.
+        pass
+    elif name == "combo_loss":  # α·wCE ≥ 0 and DSC ≤ 1
         assert np.all(loss >= -(1.0 - case.kwargs["alpha"]) - slack), loss
     else:
         assert np.all(loss >= -slack), loss
@@ -350,6 +369,9 @@ def _permute_classes(case, order):
             changes[name] = [value[c] for c in order]
     if "background_index" in case.kwargs:
         changes["background_index"] = int(position[case.kwargs["background_index"]])
+    if "distance_matrix" in case.kwargs:
+        matrix = np.asarray(case.kwargs["distance_matrix"])
+        changes["distance_matrix"] = matrix[np.ix_(order, order)].tolist()
     return changes
 
 

@@ -76,6 +76,10 @@ def _arguments(spec, target, p, absent_class=False):
         import lossfns
 
         return lossfns.signed_distance_maps(target, 2), probs
+    if getattr(spec, "target_kind", "labels") == "skeletons":
+        import lossfns
+
+        return lossfns.tubed_skeletons(target), probs
     return target, probs
 
 
@@ -105,7 +109,7 @@ def curves(spec):
     return _curves(spec.name, spec)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _curves(_name, spec):
     # Keyed by the loss name as well: the figure and its caption read the same curves.
     name, values = varied(spec)
@@ -115,9 +119,10 @@ def _curves(_name, spec):
     for value in values:
         options = {} if name is None else {name: value}
 
-        def loss(p):
+        def loss(p, options=options):  # this iteration's options, bound now
             y_true, y_pred = _arguments(spec, target, p, absent)
-            return np.asarray(spec.function(y_true, y_pred, **options), dtype=np.float64)
+            required = spec.example_arguments(y_pred.shape[-1])  # the Wasserstein Dice's matrix
+            return np.asarray(spec.function(y_true, y_pred, **required, **options), dtype=np.float64)
 
         out[value] = (loss(P), (loss(P + STEP) - loss(P - STEP)) / (2 * STEP))
     return name, out
