@@ -67,7 +67,13 @@ def load_backend(name):
         pytest.skip(f"{name} is not installed: {exc}")
 
 
-@pytest.fixture(params=BACKENDS)
+#: JAX and TensorFlow run eagerly here, an operation at a time: the slow part of the
+#: per-library tests, left out of the quick tier (``-m "not slow"``).
+SLOW_BACKENDS = ("jax", "tensorflow")
+
+
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name in SLOW_BACKENDS else name
+                        for name in BACKENDS])
 def xp(request):
     """A :class:`Backend` for each supported array library."""
     return load_backend(request.param)
@@ -78,6 +84,21 @@ def other_device():
     """``(namespace, device)``: array-api-strict's non-default device, to guard device propagation."""
     xs = importlib.import_module("array_api_strict")
     return xs, xs.Device("device1")
+
+
+#: Files left out of the quick tier as a whole: subprocesses (Keras backends, distributed
+#: ranks, the CLI, benchmark workers), the site build, and JAX/TensorFlow-heavy suites.
+SLOW_FILES = {
+    "test_adapter_keras.py", "test_distributed.py", "test_docs.py", "test_gradcheck.py",
+    "test_properties.py", "test_benchmarks_smoke.py", "test_half_precision.py", "test_adapter_jax.py",
+    "test_defects_adapters.py", "test_cli.py",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -267,6 +267,7 @@ def test_torch_gradcheck():
         fast_mode=True)
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 def test_jax_jit_value_and_gradient_agree_with_torch():
     """One jit compilation (eager JAX compiles every primitive per shape): the value equals
     the reference and the gradient equals torch's."""
@@ -306,6 +307,7 @@ def test_edge_cases_are_finite(scenario):
                     np.testing.assert_allclose(loss.detach().numpy(), 0.0, atol=1e-12, err_msg=where)
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 def test_torch_compile_fullgraph_with_dynamic_sizes():
     torch = pytest.importorskip("torch")
     y_true, y_pred, mask, _ = _inputs(dict(spatial=S2, labels="sparse", mask=True), seed=12)
@@ -318,6 +320,7 @@ def test_torch_compile_fullgraph_with_dynamic_sizes():
                                    rtol=1e-10)
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 def test_tf_function_with_unknown_sizes():
     tf = pytest.importorskip("tensorflow")
     y_true, y_pred, mask, _ = _inputs(dict(spatial=S2, labels="sparse", mask=True), seed=13)

@@ -167,6 +167,7 @@ def test_log_softmax_keeps_float32_precision_at_large_logits(xp, scale):
     np.testing.assert_allclose(got, [np.log(2.0)], rtol=1e-6)
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 def test_lovasz_softmax_gradients_agree_at_saturated_logits():
     # ±1e4 logits give probabilities of exactly 0 and 1; ties in the sort must be broken the
     # same way, which needs the same probabilities (JAX's log-softmax rounded them apart).

@@ -411,6 +411,7 @@ def traced_losses(kind, others):
     return ("dice_loss", "binary_focal_loss") if kind.startswith("label") else others
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 @pytest.mark.parametrize("kind", BAD_DATA)
 def test_validate_is_a_no_op_under_jax_jit(kind):
     jax = pytest.importorskip("jax")
@@ -420,6 +421,7 @@ def test_validate_is_a_no_op_under_jax_jit(kind):
         assert loss(jax.numpy.asarray(y_true), jax.numpy.asarray(y_pred)).shape == (2,)
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 @pytest.mark.parametrize("kind", ["label-too-large", "probability-above-one"])
 def test_validate_is_a_no_op_under_torch_compile(kind):
     torch = pytest.importorskip("torch")
@@ -430,6 +432,7 @@ def test_validate_is_a_no_op_under_torch_compile(kind):
         assert compiled(torch.from_numpy(y_true), torch.from_numpy(y_pred)).shape == (2,)
 
 
+@pytest.mark.slow  # traced (jit, compile, tf.function) or JAX eager
 @pytest.mark.parametrize("kind", BAD_DATA)
 def test_validate_is_a_no_op_under_tf_function(kind):
     tf = pytest.importorskip("tensorflow")

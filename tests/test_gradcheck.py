@@ -1,11 +1,11 @@
-"""Gradients of every loss against finite differences, in PyTorch and JAX (float64).
+"""Gradients of every loss against finite differences (PyTorch) and PyTorch against JAX (float64).
 
-``torch.autograd.gradcheck`` and ``jax.test_util.check_grads`` (first order, reverse mode)
-compare the autodiff gradient with central differences at random interior points:
-probabilities in (0.05, 0.95), soft labels in (0, 1), logits of moderate size, mask
-weights in (0.1, 1). There no clip, guard or ``where`` of the core is active, so the loss
-is smooth and finite differences are a valid reference. The two frameworks' gradients
-must also agree with each other to 1e-10 (SPEC §9).
+``torch.autograd.gradcheck`` compares the autodiff gradient with central differences at
+random interior points: probabilities in (0.05, 0.95), soft labels in (0, 1), logits of
+moderate size, mask weights in (0.1, 1). There no clip, guard or ``where`` of the core is
+active, so the loss is smooth and finite differences are a valid reference. JAX's gradient
+must agree with PyTorch's to 1e-10 (SPEC §9), so it matches the finite differences too: a
+second finite-difference pass in JAX (``check_grads``, 70 s of the suite) checked nothing more.
 
 Each loss runs in three configurations that together cover dense and sparse labels,
 probabilities and both logit activations, masks, ``batch=True``, a non-default class
@@ -22,7 +22,6 @@ from lossfns.registry import LOSSES
 torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 jax.config.update("jax_enable_x64", True)
-from jax.test_util import check_grads  # noqa: E402
 
 #: name -> (y_pred shape, label kind, options, region options). Shapes are fixed so that
 #: JAX compiles each operation once per configuration, not once per loss.
@@ -98,20 +97,6 @@ def test_torch_gradcheck(spec, config):
     fn = _loss_of(spec, labels, torch.from_numpy(mask), kwargs, differentiate_labels=dense)
     args = (labels, pred) if dense else (pred,)
     assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-7, rtol=1e-5)
-
-
-@pytest.mark.parametrize("spec, config", ALL, ids=_ids(ALL))
-def test_jax_check_grads(spec, config):
-    y_true, y_pred, mask, kwargs = loss_inputs(spec, config)
-    dense = y_true.dtype.kind == "f"
-    jnp = jax.numpy
-    loss = _loss_of(spec, jnp.asarray(y_true), jnp.asarray(mask), kwargs, differentiate_labels=dense)
-
-    def fn(*args):  # check_grads perturbs the arguments with NumPy: bring them back to JAX
-        return loss(*map(jnp.asarray, args))
-
-    args = (jnp.asarray(y_true), jnp.asarray(y_pred)) if dense else (jnp.asarray(y_pred),)
-    check_grads(fn, args, order=1, modes=("rev",), atol=1e-7, rtol=1e-5, eps=1e-6)
 
 
 @pytest.mark.parametrize("spec, config", ALL, ids=_ids(ALL))

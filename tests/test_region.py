@@ -417,13 +417,29 @@ ERROR_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(ERROR_CASES), ids=list(ERROR_CASES))
-def test_bad_input_raises_naming_the_argument(xp, case):
-    (name, y_true, y_pred, options), error, pattern = ERROR_CASES[case]
-    y_true = _Y if y_true is None else y_true
-    y_pred = _P if y_pred is None else y_pred
-    with pytest.raises(error, match=pattern):
-        _call(xp, name, y_true, y_pred, **options)
+def _raises_for_each(xp, cases):
+    for case in cases:
+        (name, y_true, y_pred, options), error, pattern = ERROR_CASES[case]
+        y_true = _Y if y_true is None else y_true
+        y_pred = _P if y_pred is None else y_pred
+        with pytest.raises(error, match=pattern):
+            _call(xp, name, y_true, y_pred, **options)
+
+
+#: Checks of the data's values, which run on each library's arrays.
+DATA_CASES = [case for case in ERROR_CASES if case.startswith("validate-")]
+
+
+def test_bad_input_raises_naming_the_argument():
+    """Shapes, dtypes and options are checked before any library computes (the error
+    catalogue, tests/test_errors_catalogue.py, covers every loss): NumPy is enough here."""
+    from conftest import load_backend
+
+    _raises_for_each(load_backend("numpy"), [case for case in ERROR_CASES if case not in DATA_CASES])
+
+
+def test_bad_data_raises_naming_the_argument(xp):
+    _raises_for_each(xp, DATA_CASES)
 
 
 @pytest.mark.parametrize("case", [
