@@ -116,13 +116,16 @@ def test_steps_aside_off_the_cpu():
                                  weights=None, reduce_axes=(2,), class_axis=1, soft_label=False) is None
 
 
-@pytest.fixture(params=["compare", "gather"])
+@pytest.fixture(params=["compare", "one-hot", "gather"])
 def label_path(request, monkeypatch):
-    """Integer labels below ``_fused.SMALL`` elements are compared with every class, above
-    it gathered and counted: run each test on both paths."""
+    """Integer labels below ``_fused.SMALL`` elements are compared with every class; above
+    it, up to ``_fused.ONE_HOT_CLASSES`` classes become a float one-hot, more are gathered
+    and counted: run each test on the three paths."""
     from lossfns import _fused
 
     monkeypatch.setattr(_fused, "SMALL", 1 << 30 if request.param == "compare" else 0)
+    if request.param == "gather":
+        monkeypatch.setattr(_fused, "ONE_HOT_CLASSES", 0)
     return request.param
 
 
