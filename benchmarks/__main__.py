@@ -3,14 +3,21 @@
 Each pair runs in a fresh ``python -m benchmarks.worker`` process so that imports, caches,
 allocator state and peak memory of one contender never leak into another. The results go to
 ``benchmarks/results/`` as ``results.json`` (raw figures and the machine), ``results.md``
-(ratio tables and the issue's targets) and ``results.png`` (bar chart).
+(ratio tables and the performance targets) and ``results.png`` (bar chart).
+
+The headline figures are wall-clock times with each framework's default number of threads
+(``--threads 0``, the default); ``--threads 1`` runs are kept beside them in the same
+``results.json`` as a second view, reported in process CPU time. ``--cases overhead`` runs
+:mod:`benchmarks.overhead` (per-call cost on tiny inputs, one thread); ``--before DIR`` adds
+the same measurement of the lossfns checkout at ``DIR``.
 
 Examples::
 
     python -m benchmarks --quick                       # tiny shapes, one repetition
     python -m benchmarks --cases 3d --contenders lossfns_torch,monai,floor --losses dice
     python -m benchmarks --report-only                 # re-render from results.json
-    python -m benchmarks --report-only --readme        # ... and print the README's tables
+    python -m benchmarks --report-only --readme        # ... and print the docs' performance tables
+    python -m benchmarks --merge --cases overhead --before /tmp/oldmain  # per-call overhead, now and before
     python -m benchmarks --device cuda --quick         # torch and JAX on the GPU -> results/cuda/
 
 On ``--device cuda`` the default clock is the device time (CUDA events for torch, the wall
@@ -30,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import machine, report
+from . import machine, overhead, report
 from .cases import CASE_NAMES, DEFAULT_LOSS_NAMES, LOSS_NAMES
 from .contenders import CONTENDER_NAMES, CONTENDERS
 from .worker import FLOOR, gpu_name, thread_environment
@@ -79,7 +86,7 @@ def _names(text, known, what):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny shapes, 1 warm-up, 1 repetition")
-    parser.add_argument("--cases", help=f"comma-separated, from: {', '.join(CASE_NAMES)}")
+    parser.add_argument("--cases", help=f"comma-separated, from: {', '.join(CASE_NAMES + (overhead.CASE,))}")
     parser.add_argument("--contenders", help=f"comma-separated, from: {', '.join(CONTENDER_NAMES)}")
     parser.add_argument("--losses", help=f"comma-separated, from: {', '.join(LOSS_NAMES)}")
     parser.add_argument("--warmup", type=int, help="untimed runs first (default 1)")
@@ -87,8 +94,9 @@ def parse_args(argv=None):
     parser.add_argument("--min-time", type=float,
                         help="keep timing (up to 100 runs) until the runs add up to this many seconds "
                              "(default 1; quick 0)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads per framework (default 1: same compute for everyone; 0 = framework default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads per framework (default 0: each framework's default, the headline "
+                             "figures; 1: the one-thread view, same compute for everyone)")
     parser.add_argument("--device", type=_device, default="cpu",
                         help="cpu (default), cuda or cuda:N: where torch and JAX run (TensorFlow is CPU only)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
@@ -96,22 +104,37 @@ def parse_args(argv=None):
                         help="run workers in this process (fast; CPU memory figures are not isolated, CUDA "
                              "ones are: the allocator's peak is reset per step)")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per worker process")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="each worker waits up to this long for other processes to leave the CPUs "
+                             "before timing (default 0: no wait); the share they take is recorded anyway")
     parser.add_argument("--out-dir", type=Path,
                         help="default benchmarks/results (cpu) or benchmarks/results/cuda (cuda)")
     parser.add_argument("--report-only", action="store_true", help="re-render the report from results.json")
     parser.add_argument("--readme", action="store_true",
-                        help="also print the README's performance tables (use with --report-only)")
+                        help="also print the performance tables of docs/guides/performance.md (use with "
+                             "--report-only)")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="with --cases overhead: also measure the lossfns checkout at DIR (its "
+                             "lossfns/adapters must be the adapters, as installed)")
     parser.add_argument("--merge", action="store_true",
                         help="add to results.json, replacing the (case, contender) pairs run again")
     parser.add_argument("--clock", choices=("cpu", "wall", "device"),
-                        help="time reported: process CPU time (default on cpu; robust on a shared machine), "
-                             "wall, or device (default on cuda: CUDA events / block_until_ready)")
+                        help="time of the headline view: wall (default on cpu), process CPU time, or device "
+                             "(default on cuda: CUDA events / block_until_ready); the one-thread view is "
+                             "always CPU time")
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
     args.out_dir = args.out_dir or (CUDA_OUT if cuda else DEFAULT_OUT)
     args.clock_given = args.clock is not None
-    args.clock = args.clock or ("device" if cuda else "cpu")
-    args.cases = _names(args.cases, CASE_NAMES, "cases")
+    args.clock = args.clock or ("device" if cuda else "wall")
+    # The overhead case is on request only (--cases overhead): it is a run of its own kind,
+    # on the CPU with one thread, whatever --device and --threads say.
+    args.cases = _names(args.cases, CASE_NAMES, "cases") if args.cases is None else \
+        _names(args.cases, CASE_NAMES + (overhead.CASE,), "cases")
+    if args.before is not None and overhead.CASE not in args.cases:
+        parser.error("--before needs --cases overhead")
+    if overhead.CASE in args.cases and args.device != "cpu":
+        parser.error("the overhead case runs on the CPU only")
     args.contenders = _names(args.contenders, CONTENDER_NAMES, "contenders")
     args.losses = _names(args.losses, LOSS_NAMES, "losses") if args.losses else list(DEFAULT_LOSS_NAMES)
     args.warmup = 1 if args.warmup is None else args.warmup
@@ -146,13 +169,14 @@ def run_worker(case, contender, losses, args) -> dict:
     if args.in_process:
         return run_in_process(case, contender, losses, quick=args.quick, warmup=args.warmup,
                               repeats=args.repeats, device=args.device,
-                              memory=not args.no_memory, threads=args.threads, min_time=args.min_time)
+                              memory=not args.no_memory, threads=args.threads, min_time=args.min_time,
+                              quiet_wait=args.quiet_wait)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
         command = [sys.executable, "-m", "benchmarks.worker", "--case", case, "--contender", contender,
                    "--losses", ",".join(losses), "--warmup", str(args.warmup), "--repeats",
                    str(args.repeats), "--min-time", str(args.min_time), "--device", args.device,
-                   "--threads", str(args.threads),
+                   "--threads", str(args.threads), "--quiet-wait", str(args.quiet_wait),
                    "--out", str(out)]
         command += ["--quick"] if args.quick else []
         command += ["--no-memory"] if args.no_memory else []
@@ -160,11 +184,11 @@ def run_worker(case, contender, losses, args) -> dict:
             done = subprocess.run(command, cwd=ROOT, env=worker_environment(args.threads),
                                   capture_output=True, text=True, timeout=args.timeout)
         except subprocess.TimeoutExpired:
-            return {"case": case, "contender": contender, "results": [],
+            return {"case": case, "contender": contender, "threads": args.threads, "results": [],
                     "failed": f"worker timed out after {args.timeout:.0f} s"}
         if done.returncode != 0 or not out.exists():
             tail = (done.stderr or "").strip().splitlines()[-3:]
-            return {"case": case, "contender": contender, "results": [],
+            return {"case": case, "contender": contender, "threads": args.threads, "results": [],
                     "failed": f"worker exited with {done.returncode}: {' | '.join(tail)}"}
         return json.loads(out.read_text())
 
@@ -183,7 +207,7 @@ def _summary(record) -> str:
 
 def collect(args, checkpoint=None) -> list[dict]:
     pairs = []
-    for case in args.cases:
+    for case in (c for c in args.cases if c != overhead.CASE):
         for name in args.contenders:
             wanted = [FLOOR] if name == "floor" else [n for n in args.losses if n in CONTENDERS[name].losses]
             if wanted:
@@ -201,32 +225,100 @@ def collect(args, checkpoint=None) -> list[dict]:
     return records
 
 
+def _overhead_process(label, path, args) -> dict:
+    """``benchmarks.overhead`` in a process of its own, one thread; ``path``: another lossfns."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "overhead.json"
+        command = [sys.executable, "-m", "benchmarks.overhead", "--out", str(out), "--label", label,
+                   "--quiet-wait", str(args.quiet_wait)]
+        command += ["--quick"] if args.quick else []
+        # MONAI is the same module in both runs: the current run measures it once.
+        command += ["--lossfns-path", str(path), "--no-peer"] if path is not None else []
+        try:
+            done = subprocess.run(command, cwd=ROOT, env=worker_environment(1), capture_output=True,
+                                  text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            return {"label": label, "failed": f"timed out after {args.timeout:.0f} s"}
+        if done.returncode != 0 or not out.exists():
+            tail = (done.stderr or "").strip().splitlines()[-3:]
+            return {"label": label, "failed": f"exited with {done.returncode}: {' | '.join(tail)}"}
+        return json.loads(out.read_text())
+
+
+def run_overhead(args) -> dict:
+    """``{"current": ..., "before": ...}``: the overhead case now and, with ``--before``, at DIR.
+
+    The earlier version always runs in its own process: it must import another lossfns.
+    """
+    runs = {}
+    for label, path in [("current", None)] + ([("before", args.before)] if args.before else []):
+        start = time.perf_counter()
+        if args.in_process and path is None:
+            runs[label] = overhead.measure(quick=args.quick, quiet_wait=args.quiet_wait)
+        else:
+            runs[label] = _overhead_process(label, path, args)
+        runs[label]["wall_time_of_run_s"] = time.perf_counter() - start
+        print(f"[overhead {label}] ({runs[label]['wall_time_of_run_s']:.0f} s): "
+              f"{runs[label].get('failed') or _overhead_summary(runs[label])}", file=sys.stderr, flush=True)
+    return runs
+
+
+def _overhead_summary(run) -> str:
+    return ", ".join(f"{loss} " + "/".join(f"{e['median_wall_s'] * 1e6:.0f} µs {e['aten_ops']:.0f} ops"
+                                           for e in entry.values())
+                     for loss, entry in run["losses"].items())
+
+
 def merge(old: dict, new: dict) -> dict:
-    """``old`` with ``new``'s records added; a (case, contender) pair run again is replaced."""
+    """``old`` with ``new``'s records added. A (case, contender, threads) triple run again
+    takes the new record, which keeps the old results of the losses it did not run again
+    (a stage of other losses adds to a record instead of dropping its losses); an overhead
+    measurement (``current`` or ``before``) run again is replaced."""
     if old["settings"]["quick"] != new["settings"]["quick"]:
         raise SystemExit("--merge: cannot mix --quick and full-size results")
-    rerun = {(r["case"], r["contender"]) for r in new["records"]}
-    kept = [r for r in old["records"] if (r["case"], r["contender"]) not in rerun]
-    merged = dict(new, records=kept + new["records"], wall_s=old["wall_s"] + new["wall_s"])
+
+    def key(record, data):
+        return record["case"], record["contender"], report.threads_of(record, data["settings"])
+
+    previous = {key(r, old): r for r in old["records"]}
+    rerun = {key(r, new) for r in new["records"]}
+    # Records keep their thread count, so the merged settings' count cannot relabel them.
+    kept = [dict(r, threads=key(r, old)[2]) for r in old["records"] if key(r, old) not in rerun]
+    combined = []
+    for record in new["records"]:
+        earlier = previous.get(key(record, new))
+        if earlier is not None and "results" in record:
+            again = {result.get("loss") for result in record["results"]}
+            carried = [result for result in earlier.get("results", []) if result.get("loss") not in again]
+            record = dict(record, results=carried + record["results"])
+        combined.append(record)
+    merged = dict(new, records=kept + combined, wall_s=old["wall_s"] + new["wall_s"])
+    runs = {**old.get("overhead", {}), **new.get("overhead", {})}
+    if runs:
+        merged["overhead"] = runs
     merged["command"] = "; ".join(filter(None, [old.get("command"), new["command"]]))
     merged["stages"] = old.get("stages", []) + new["stages"]
     return merged
 
 
-def _results(args, command, records, wall_s, old) -> dict:
+def _results(args, command, records, wall_s, old, overhead_runs=None) -> dict:
     data = {
         "command": command,
         "settings": {"quick": args.quick, "warmup": args.warmup, "repeats": args.repeats,
-                     "min_time_s": args.min_time,
+                     "min_time_s": args.min_time, "quiet_wait_s": args.quiet_wait,
                      "threads": args.threads, "device": args.device, "clock": args.clock,
                      "isolated": not args.in_process},
-        "machine": dict(machine.describe(), gpu=gpu_name(args.device)),
+        # Described before the first worker starts: the load average is the one at the start.
+        "machine": args.machine,
         "wall_s": wall_s,
         "records": records,
     }
+    if overhead_runs:
+        data["overhead"] = overhead_runs
     # Each run (a --merge adds one) notes the library source it measured.
     data["stages"] = [{"command": command, "lossfns_source": data["machine"]["lossfns_source"],
-                       "wall_s": data["wall_s"]}]
+                       "threads": args.threads, "wall_s": data["wall_s"],
+                       "load_average_1min_at_start": data["machine"]["load_average_1min_at_start"]}]
     return data if old is None else merge(old, data)
 
 
@@ -245,6 +337,7 @@ def main(argv=None):
             data["settings"]["clock"] = args.clock
     else:
         old = json.loads(json_path.read_text()) if args.merge and json_path.exists() else None
+        args.machine = dict(machine.describe(), gpu=gpu_name(args.device))
         start = time.perf_counter()
 
         def checkpoint(records):  # a run cut short keeps what it measured (--report-only renders it)
@@ -252,7 +345,8 @@ def main(argv=None):
                                             indent=1))
 
         records = collect(args, checkpoint)
-        data = _results(args, command, records, time.perf_counter() - start, old)
+        runs = run_overhead(args) if overhead.CASE in args.cases else None
+        data = _results(args, command, records, time.perf_counter() - start, old, runs)
     data["targets"] = report.targets(data)
     json_path.write_text(json.dumps(data, indent=1))
     report.write(data, args.out_dir)

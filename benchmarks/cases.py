@@ -50,6 +50,9 @@ def _family(prefix, batch, spatial_2d, spatial_3d):
         Case(f"{prefix}2d", batch[0], spatial_2d, 4),
         Case(f"{prefix}2d_bf16", batch[0], spatial_2d, 4, dtype="bfloat16"),
         Case(f"{prefix}3d", batch[1], spatial_3d, 4),
+        # The 4-class label target compares this with `3d`; MONAI's DiceCELoss and
+        # GeneralizedDiceLoss are matched here, on integer labels (to_onehot_y=True).
+        Case(f"{prefix}3d_sparse", batch[1], spatial_3d, 4, sparse=True),
         Case(f"{prefix}3d_bf16", batch[1], spatial_3d, 4, dtype="bfloat16"),
         # The memory target compares these two: the same loss on labels vs float one-hot.
         Case(f"{prefix}3d16_sparse", batch[1], spatial_3d, 16, sparse=True),
@@ -57,7 +60,7 @@ def _family(prefix, batch, spatial_2d, spatial_3d):
     )
 
 
-#: Full-size cases from the issue: 8×256×256 images and 2×96³ volumes.
+#: Full-size cases: 8×256×256 images and 2×96³ volumes.
 FULL_CASES = _family("", (8, 2), (256, 256), (96, 96, 96))
 #: The same configurations on tiny shapes (``--quick`` and the smoke test).
 QUICK_CASES = _family("", (2, 1), (16, 16), (8, 8, 8))
@@ -105,10 +108,21 @@ LOSSES = (
     # (--losses lovasz_softmax,cldice), so the default run stays as it was.
     Loss("lovasz_softmax", "lovasz_softmax_loss", logits=True),
     Loss("cldice", "cldice_loss"),
+    # Compound and weighted region losses, from logits as MONAI's DiceCELoss(softmax=True)
+    # and GeneralizedDiceLoss(softmax=True) take them; on request (--losses dice_ce,...).
+    Loss("dice_ce", "dice_ce_loss", logits=True),
+    Loss("generalized_dice", "generalized_dice_loss", logits=True),
+    # SPEC §22 losses against their one peer each (MONAI's GeneralizedWassersteinDiceLoss,
+    # nnU-Net's TopKLoss, which averages over the batch), on request
+    # (--losses wasserstein_dice,topk). The distance matrix is the registry's example.
+    Loss("wasserstein_dice", "generalized_wasserstein_dice_loss", logits=True),
+    Loss("topk", "topk_loss", (("k", 10.0), ("batch", True)), logits=True),
 )
 LOSS_NAMES = tuple(loss.name for loss in LOSSES)
-STRUCTURE_LOSSES = ("lovasz_softmax", "cldice")
-DEFAULT_LOSS_NAMES = tuple(name for name in LOSS_NAMES if name not in STRUCTURE_LOSSES)
+#: Losses timed on lossfns' torch core and their one peer only.
+STRUCTURE_LOSSES = ("lovasz_softmax", "cldice", "wasserstein_dice", "topk")
+COMPOUND_LOSSES = ("dice_ce", "generalized_dice")
+DEFAULT_LOSS_NAMES = tuple(name for name in LOSS_NAMES if name not in STRUCTURE_LOSSES + COMPOUND_LOSSES)
 REGION_LOSSES = ("dice", "tversky")
 
 

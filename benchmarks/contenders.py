@@ -17,11 +17,12 @@ import types
 from dataclasses import dataclass
 from typing import Callable
 
-from .cases import LOSS_NAMES, STRUCTURE_LOSSES, Loss
+from .cases import COMPOUND_LOSSES, LOSS_NAMES, STRUCTURE_LOSSES, Loss
 
 #: The losses every lossfns contender and most peers have (the structure losses run on
-#: lossfns_torch and their own peer only).
-ALL = tuple(name for name in LOSS_NAMES if name not in STRUCTURE_LOSSES)
+#: lossfns_torch and their own peer only; the compound ones on lossfns and MONAI).
+ALL = tuple(name for name in LOSS_NAMES if name not in STRUCTURE_LOSSES + COMPOUND_LOSSES)
+LOSSFNS = ALL + COMPOUND_LOSSES
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,17 @@ def _core_function(loss: Loss):
     return getattr(lossfns, loss.function)
 
 
+def _required(loss: Loss, classes: int) -> dict:
+    """The registry's example values of the loss's required hyperparameters (the
+    Wasserstein Dice's distance matrix) for ``classes`` classes."""
+    from lossfns import registry
+
+    return registry.get(loss.function).example_arguments(classes)
+
+
 def _lossfns_core(loss, inputs):
-    fn, options, mean = _core_function(loss), loss.options, inputs.mean
+    fn, mean = _core_function(loss), inputs.mean
+    options = {**_required(loss, inputs.case.classes), **loss.options}
     return lambda x, t: mean(fn(t, x, class_axis=inputs.class_axis, **options))
 
 
@@ -129,11 +139,34 @@ def _monai(loss, inputs):
         fn = losses.FocalLoss(to_onehot_y=sparse, gamma=kw["gamma"], alpha=kw["alpha"])
     elif loss.name == "cldice":  # our defaults: 3 iterations, smoothing 1, background dropped
         fn = losses.SoftclDiceLoss(iter_=3, include_background=False, to_onehot_y=sparse)
+    elif loss.name == "dice_ce":  # both from logits, CE and Dice weighted 1:1
+        fn = losses.DiceCELoss(softmax=True, to_onehot_y=sparse)
+    elif loss.name == "generalized_dice":  # both weigh classes by 1 / (Σ labels)²
+        fn = losses.GeneralizedDiceLoss(softmax=True, to_onehot_y=sparse)
+    elif loss.name == "wasserstein_dice":  # softmax inside, labels without a channel axis
+        import numpy as np
+
+        matrix = np.asarray(_required(loss, classes)["distance_matrix"], dtype=np.float32)
+        wasserstein = losses.GeneralizedWassersteinDiceLoss(matrix, weighting_mode="default")
+        if sparse:
+            return lambda x, t: wasserstein(x, t)
+        return lambda x, t: wasserstein(x, t.argmax(1))
     else:  # binary only in MONAI: it computes on every channel but uses channels 0 and 1
         fn = losses.AsymmetricUnifiedFocalLoss(to_onehot_y=sparse, num_classes=classes,
                                                weight=0.5, delta=0.6, gamma=0.5)
     # MONAI takes integer labels with a size-1 channel axis.
     return (lambda x, t: fn(x, t.unsqueeze(1))) if sparse else (lambda x, t: fn(x, t))
+
+
+# -- nnU-Net -----------------------------------------------------------------------------------
+
+def _nnunet(loss, inputs):
+    from nnunetv2.training.loss.robust_ce_loss import TopKLoss
+
+    fn = TopKLoss(k=dict(loss.kwargs)["k"])  # the batch's k% largest cross-entropies, from logits
+    if inputs.case.sparse:
+        return lambda x, t: fn(x, t.unsqueeze(1))
+    return lambda x, t: fn(x, t.argmax(1, keepdim=True))
 
 
 # -- segmentation-models-pytorch -------------------------------------------------------------
@@ -217,18 +250,22 @@ def _floor(loss, inputs):
 
 
 CONTENDERS = {c.name: c for c in (
-    Contender("lossfns_torch", "torch", ALL + STRUCTURE_LOSSES, _lossfns_core, ("torch",), "lossfns core, torch eager"),
-    Contender("lossfns_compile", "torch", ALL, _lossfns_torch_compile, ("torch",),
+    Contender("lossfns_torch", "torch", LOSSFNS + STRUCTURE_LOSSES, _lossfns_core, ("torch",),
+              "lossfns core, torch eager"),
+    Contender("lossfns_compile", "torch", LOSSFNS, _lossfns_torch_compile, ("torch",),
               "lossfns core under torch.compile(fullgraph=True)"),
-    Contender("lossfns_jax", "jax", ALL, _lossfns_core, ("jax",), "lossfns core under jax.jit"),
-    Contender("lossfns_tf", "tensorflow", ALL, _lossfns_core, ("tensorflow",),
+    Contender("lossfns_jax", "jax", LOSSFNS, _lossfns_core, ("jax",), "lossfns core under jax.jit"),
+    Contender("lossfns_tf", "tensorflow", LOSSFNS, _lossfns_core, ("tensorflow",),
               "lossfns core under tf.function"),
-    Contender("torch_adapter", "torch", ALL, _torch_adapter, ("torch", "lossfns.adapters.torch"),
+    Contender("torch_adapter", "torch", LOSSFNS, _torch_adapter, ("torch", "lossfns.adapters.torch"),
               "lossfns.adapters.torch modules, eager"),
-    Contender("keras_adapter", "tensorflow", ALL, _keras_adapter, ("keras", "lossfns.adapters.keras"),
+    Contender("keras_adapter", "tensorflow", LOSSFNS, _keras_adapter, ("keras", "lossfns.adapters.keras"),
               "lossfns.adapters.keras losses (TensorFlow backend) under tf.function"),
-    Contender("monai", "torch", ALL + ("cldice",), _monai, ("monai",),
-              "MONAI DiceLoss/TverskyLoss/FocalLoss/AsymmetricUnifiedFocalLoss/SoftclDiceLoss"),
+    Contender("monai", "torch", ALL + ("cldice", "wasserstein_dice") + COMPOUND_LOSSES, _monai, ("monai",),
+              "MONAI DiceLoss/TverskyLoss/FocalLoss/AsymmetricUnifiedFocalLoss/SoftclDiceLoss/DiceCELoss/"
+              "GeneralizedDiceLoss/GeneralizedWassersteinDiceLoss"),
+    Contender("nnunet", "torch", ("topk",), _nnunet, ("nnunetv2.training.loss.robust_ce_loss",),
+              "nnU-Net v2 TopKLoss(k=10)"),
     Contender("smp", "torch", ("dice", "tversky", "binary_focal", "lovasz_softmax"), _smp,
               ("segmentation_models_pytorch",), "segmentation-models-pytorch DiceLoss/TverskyLoss/FocalLoss/LovaszLoss"),
     Contender("keras", "tensorflow", ("dice", "tversky", "categorical_focal"), _keras, ("keras",),
@@ -244,7 +281,12 @@ PEER_NOTES = {
              "FocalLoss(use_softmax=True); binary_focal: FocalLoss (sigmoid); unified_focal: "
              "AsymmetricUnifiedFocalLoss (binary-only in MONAI: it runs on all C channels but uses "
              "channels 0-1); cldice: SoftclDiceLoss(iter_=3, include_background=False; its smooth=1e-4 in "
-             "the harmonic mean is the only difference); sparse labels via to_onehot_y=True.",
+             "the harmonic mean is the only difference); dice_ce: DiceCELoss(softmax=True); generalized_dice: "
+             "GeneralizedDiceLoss(softmax=True) (both from logits, like lossfns' rows); wasserstein_dice: "
+             "GeneralizedWassersteinDiceLoss(M, weighting_mode='default') with lossfns' example matrix "
+             "(integer labels; one-hot targets argmax-ed in the step); sparse labels via to_onehot_y=True.",
+    "nnunet": "TopKLoss(k=10) from logits (the k% largest cross-entropies of the batch: lossfns' topk_loss "
+              "with batch=True); labels with a size-1 channel axis, one-hot targets argmax-ed in the step.",
     "smp": "DiceLoss/TverskyLoss(from_logits=False), FocalLoss (sigmoid on logits); mode 'multilabel' "
            "for one-hot targets, 'multiclass' for integer labels; lovasz_softmax: "
            "LovaszLoss('multiclass', per_image=True) on logits, one-hot targets argmax-ed in the step.",

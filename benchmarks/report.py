@@ -2,60 +2,22 @@
 
 Ratios are medians over medians: a contender's median forward + backward time divided by
 lossfns' (torch eager) median for the same loss and case, so below 1 means faster than
-lossfns. The clock is the process CPU time by default (``--clock wall`` for wall time). ``lossfns / floor`` divides by the median of ``(p * t).sum()`` on the same tensors.
+lossfns. ``lossfns / floor`` divides by the median of ``(p * t).sum()`` on the same tensors.
+The headline tables are wall-clock time with each framework's default threads; the
+one-thread view (process CPU time) follows them (:mod:`benchmarks.views`), then the thread
+scaling, the per-call overhead case (:mod:`benchmarks.overhead`) and the performance
+targets (:mod:`benchmarks.targets`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .cases import CASE_NAMES, LOSS_NAMES, REGION_LOSSES, get_case
+from .cases import get_case
 from .contenders import CONTENDER_NAMES, CONTENDERS, PEER_NOTES
-
-BASE = "lossfns_torch"
-PEERS = ("monai", "smp", "keras")
-FLOOR = "floor"
-
-
-class Table:
-    """Index of the records: ``median[(case, loss, contender)]`` and friends."""
-
-    def __init__(self, data):
-        clock = data["settings"].get("clock", "cpu")
-        self.median, self.peak, self.inputs, self.errors, self.notes = {}, {}, {}, [], []
-        self.skipped = {}
-        for record in data["records"]:
-            case, contender = record["case"], record["contender"]
-            if "skipped" in record:
-                self.skipped[contender] = record["skipped"]
-            if "failed" in record:
-                self.errors.append(f"{case} / {contender}: {record['failed']}")
-            for entry in record.get("results", []):
-                key = (case, entry["loss"], contender)
-                if f"median_{clock}_s" in entry:
-                    self.median[key] = entry[f"median_{clock}_s"]
-                if "peak_mb" in entry:
-                    self.peak[key] = entry["peak_mb"]
-                self.inputs[key] = entry.get("inputs_mb")
-                if "error" in entry:
-                    self.errors.append(f"{case} / {entry['loss']} / {contender}: {entry['error']}")
-                if "note" in entry:
-                    self.notes.append(f"{case} / {entry['loss']} / {contender}: {entry['note']}")
-        self.cases = [c for c in CASE_NAMES if any(k[0] == c for k in self.median)]
-        self.contenders = [c for c in CONTENDER_NAMES if any(k[2] == c for k in self.median)]
-        self.losses = [l for l in LOSS_NAMES if any(k[1] == l for k in self.median)]
-
-    def ratio(self, case, loss, contender, base=BASE, base_loss=None):
-        top = self.median.get((case, loss, contender))
-        bottom = self.median.get((case, base_loss or loss, base))
-        return None if top is None or bottom is None else top / bottom
-
-    def floor_ratio(self, case, loss, contender=BASE):
-        return self.ratio(case, loss, contender, base=FLOOR, base_loss=FLOOR)
-
-    def rows(self):
-        return [(c, l) for c in self.cases for l in self.losses
-                if any((c, l, k) in self.median for k in self.contenders)]
+from .targets import PEERS, targets  # noqa: F401  (PEERS: the name older callers import)
+from .views import (BASE, FLOOR, HEADLINE, ONE_THREAD, Table, headline_threads, median_ratio, middle,  # noqa: F401
+                    overhead_rows, spread, threads_of)
 
 
 def _x(value, digits=2):
@@ -66,76 +28,12 @@ def _ms(value):
     return "—" if value is None else f"{value * 1e3:.1f}"
 
 
+def _us(value):
+    return "—" if value is None else f"{value * 1e6:.0f}"
+
+
 def _mb(value):
     return "—" if value is None else f"{max(value, 0.0):.0f}"
-
-
-#: The cross-entropy family of the issue's target 3 (the benchmark's unified focal takes
-#: probabilities; the target names it with the family).
-CE_LOSSES = ("categorical_focal", "binary_focal", "unified_focal")
-COMPILED_FRAMEWORKS = ("lossfns_jax", "lossfns_tf")
-
-
-def targets(data) -> list[dict]:
-    """The issue's performance targets, each measured where the needed figures exist."""
-    t = Table(data)
-    found = []
-
-    def add(target, case, loss, value, goal, detail=""):
-        if value is not None:
-            found.append({"target": target, "case": case, "loss": loss, "value": value, "goal": goal,
-                          "met": value <= goal, "detail": detail})
-
-    def peak_over_floor(case, loss):
-        top, bottom = t.peak.get((case, loss, BASE)), t.peak.get((case, FLOOR, FLOOR))
-        return None if top is None or not bottom else max(top, 0.0) / bottom
-
-    for case in t.cases:
-        for loss in REGION_LOSSES:
-            peers = {p: t.median[(case, loss, p)] for p in PEERS if (case, loss, p) in t.median}
-            base = t.median.get((case, loss, BASE))
-            if peers and base is not None:
-                fastest = min(peers, key=peers.get)
-                add("region eager ≤ 0.7× fastest peer", case, loss, base / peers[fastest], 0.7, f"vs {fastest}")
-            add("region eager ≤ 1.3× floor", case, loss, t.floor_ratio(case, loss), 1.3)
-            add("compiled ≤ 1.0× floor", case, loss, t.floor_ratio(case, loss, "lossfns_compile"), 1.0)
-        for loss in CE_LOSSES:
-            add("CE family ≤ 0.6× MONAI", case, loss, t.ratio(case, loss, BASE, base="monai"), 0.6)
-            add("CE family ≤ 4× floor", case, loss, t.floor_ratio(case, loss), 4.0)
-            add("CE family peak ≤ 2× floor's", case, loss, peak_over_floor(case, loss), 2.0)
-        add("Lovász-Softmax eager ≤ 0.8× smp", case, "lovasz_softmax",
-            t.ratio(case, "lovasz_softmax", BASE, base="smp"), 0.8)
-        add("clDice eager ≤ 1.0× MONAI", case, "cldice", t.ratio(case, "cldice", BASE, base="monai"), 1.0)
-        for loss in t.losses:
-            for other in COMPILED_FRAMEWORKS:
-                add("jax/tf ≤ 1.5× torch eager", case, loss, t.ratio(case, loss, other), 1.5, other)
-    for loss in t.losses:
-        add("sparse 16-class ≤ 0.6× one-hot time", "3d16", loss, _sparse_ratio(t, loss), 0.6)
-        add("sparse 16-class peak ≤ 1.1× floor's", "3d16_sparse", loss, peak_over_floor("3d16_sparse", loss), 1.1,
-            _peak_detail(t, "3d16_sparse", loss))
-    for case in t.cases:
-        if case.endswith("_bf16"):
-            for loss in t.losses:
-                add("bf16 ≤ 0.8× f32 time", case, loss, _bf16_ratio(t, case, loss), 0.8)
-                add("bf16 peak ≤ f32 peak", case, loss, _bf16_ratio(t, case, loss, t.peak), 1.0)
-    return found
-
-
-def _sparse_ratio(t, loss):
-    sparse, dense = t.median.get(("3d16_sparse", loss, BASE)), t.median.get(("3d16_onehot", loss, BASE))
-    return None if sparse is None or dense is None else sparse / dense
-
-
-def _peak_detail(t, case, loss):
-    top, bottom = t.peak.get((case, loss, BASE)), t.peak.get((case, FLOOR, FLOOR))
-    return "" if top is None or bottom is None else f"{max(top, 0.0):.0f} vs {bottom:.0f} MB"
-
-
-def _bf16_ratio(t, case, loss, figures=None):
-    figures = t.median if figures is None else figures
-    bf16 = figures.get((case, loss, BASE))
-    f32 = figures.get((case.removesuffix("_bf16"), loss, BASE))
-    return None if bf16 is None or not f32 else max(bf16, 0.0) / f32
 
 
 def _table(header, rows):
@@ -144,69 +42,172 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+CLOCKS = {"cpu": "process CPU time", "wall": "wall clock",
+          "device": "device time: CUDA events for torch, wall clock to block_until_ready for JAX"}
+
+
+def view_label(t) -> str:
+    """How a view was timed, e.g. "wall clock, each framework's default threads (torch: 2)"."""
+    torch_threads = t.torch_threads()
+    threads = {0: "each framework's default threads", 1: "one thread per framework"}.get(
+        t.threads, f"{t.threads} threads per framework")
+    if t.threads == 0 and torch_threads:
+        threads += f" (torch: {torch_threads})"
+    return f"{CLOCKS[t.clock]}, {threads}"
+
 def markdown(data) -> str:
-    t = Table(data)
-    settings, machine = data["settings"], data["machine"]
-    others = [c for c in t.contenders if c not in (BASE, FLOOR)]
-    out = ["# lossfns benchmarks", ""]
-    clock = {"cpu": "process CPU time", "wall": "wall-clock time",
-             "device": "device time: CUDA events for torch, wall clock to block_until_ready for JAX"
-             }[settings.get("clock", "cpu")]
-    load = machine.get("load_average_1min_at_start")
-    load = "unknown" if load is None else f"{load:.1f}"
-    gpu = f"{machine['gpu']} (device {settings.get('device')}) with " if machine.get("gpu") else ""
-    out.append(f"`{data['command']}` — {gpu}{machine['cpu']}, {machine['cores']} cores "
-               f"(1-min load average {load} at the start), Python {machine['python']}, "
-               f"{settings['threads'] or 'default'} thread(s) per framework, warm-up {settings['warmup']}, "
-               f"median of ≥ {settings['repeats']} timed runs (more until they add up to "
-               f"{settings.get('min_time_s', 0)} s; {clock}), total {data['wall_s'] / 60:.1f} min.")
-    out.append("")
-    sources = sorted({str(stage.get("lossfns_source")) for stage in data.get("stages", [])}
-                     or {str(machine.get("lossfns_source"))})
-    out.append("Versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-               + f"; lossfns source (git) {', '.join(sources)}.")
-    quick = settings.get("quick", False)
+    t, one = Table(data, HEADLINE), Table(data, ONE_THREAD)
+    out = ["# lossfns benchmarks", "", _run_line(data, t), "",
+           "Versions: " + ", ".join(f"{k} {v}" for k, v in data["machine"]["versions"].items()) + "."]
+    quick = data["settings"].get("quick", False)
     out += ["", "Cases: " + "; ".join(f"`{c}` {get_case(c, quick).describe()}" for c in t.cases) + "."]
-    out += ["", "## Forward + backward time relative to lossfns (torch eager)", "",
-            "Each cell: contender median / lossfns median for the same loss and case (below 1: faster "
-            "than lossfns). `lossfns / floor`: lossfns over `(p * t).sum()` forward + backward.", ""]
-    rows = [(c, l, _ms(t.median.get((c, l, BASE))), _x(t.floor_ratio(c, l)),
-             *(_x(t.ratio(c, l, k)) for k in others)) for c, l in t.rows()]
-    out.append(_table(["case", "loss", "lossfns ms", "lossfns / floor", *others], rows))
-
-    out += ["", "## Median times (ms)", ""]
-    rows = [(c, l, *(_ms(t.median.get((c, l, k))) for k in t.contenders if k != FLOOR)) for c, l in t.rows()]
-    out.append(_table(["case", "loss", *(k for k in t.contenders if k != FLOOR)], rows))
-    floors = [f"{c} {_ms(t.median.get((c, FLOOR, FLOOR)))} ms" for c in t.cases if (c, FLOOR, FLOOR) in t.median]
-    if floors:
-        out += ["", "Floor `(p * t).sum()` forward + backward: " + ", ".join(floors) + "."]
-
+    out += _time_sections(t, f"headline: {view_label(t)}")
+    if one.median:
+        out += _time_sections(one, f"second view: {view_label(one)}", medians=False)
+    scaling = scaling_table(t, one)
+    if scaling:
+        out += ["", "## Thread scaling (lossfns, torch eager, wall clock)", "", scaling]
+    out += _overhead_sections(data)
     out += ["", "## Peak working memory of one step (MB)", "",
             "Memory allocated during forward + backward beyond the inputs (method: "
             f"{_memory_methods(data)}). `inputs MB`: prediction + target as fed to lossfns.", ""]
     rows = [(c, l, _mb(t.inputs.get((c, l, BASE))), *(_mb(t.peak.get((c, l, k))) for k in t.contenders if k != FLOOR))
             for c, l in t.rows()]
     out.append(_table(["case", "loss", "inputs MB", *(k for k in t.contenders if k != FLOOR)], rows))
-
-    found = targets(data)
-    out += ["", "## Targets from the issue", ""]
-    if found:
-        rows = [(f["target"], f["case"], f["loss"], f"{f['value']:.2f}", f"≤ {f['goal']}",
-                 "met" if f["met"] else "**missed**", f["detail"]) for f in found]
-        out.append(_table(["target", "case", "loss", "measured", "goal", "result", "detail"], rows))
-    else:
-        out.append("No target could be evaluated from the selected cases and contenders.")
-
+    out += _targets_section(data)
     out += ["", "## Contenders", ""]
     out += [f"* `{c}`: {CONTENDERS[c].description}." + (f" {PEER_NOTES[c]}" if c in PEER_NOTES else "")
             for c in CONTENDER_NAMES]
     if t.skipped:
         out += ["", "Skipped: " + "; ".join(f"`{c}` ({why})" for c, why in t.skipped.items()) + "."]
-    if t.notes:
-        out += ["", "## Notes", ""] + [f"* {n}" for n in t.notes]
+    notes = t.notes + one.notes + _contention_notes(t) + _contention_notes(one)
+    if notes:
+        out += ["", "## Notes", ""] + [f"* {n}" for n in notes]
     if t.errors:
         out += ["", "## Errors", ""] + [f"* {e}" for e in t.errors]
     return "\n".join(out) + "\n"
+
+
+#: A figure timed while other processes took more than this share of the CPUs is noted.
+BUSY = 0.2
+
+
+def _contention_notes(t) -> list:
+    busy = sorted((share, key) for key, share in t.others.items() if share > BUSY)
+    return [f"{case} / {loss} / {who} ({view_label(t)}): timed while other processes took {share:.0%} of "
+            "the CPUs" for share, (case, loss, who) in busy]
+
+
+def _others_line(t) -> str:
+    shares = sorted(t.others.values())
+    if not shares:
+        return ""
+    return (f" Other processes' share of the CPUs while a headline figure was timed: median "
+            f"{middle(shares):.0%}, highest {shares[-1]:.0%}.")
+
+
+def _run_line(data, t) -> str:
+    settings, machine = data["settings"], data["machine"]
+    loads = [s["load_average_1min_at_start"] for s in data.get("stages", [])
+             if s.get("load_average_1min_at_start") is not None]
+    if not loads and machine.get("load_average_1min_at_start") is not None:
+        loads = [machine["load_average_1min_at_start"]]
+    load = "unknown" if not loads else f"{min(loads):.1f}–{max(loads):.1f}" if len(loads) > 1 else f"{loads[0]:.1f}"
+    gpu = f"{machine['gpu']} (device {settings.get('device')}) with " if machine.get("gpu") else ""
+    return (f"`{data['command']}` — {gpu}{machine['cpu']}, {machine['cores']} cores "
+            f"(1-min load average {load} at the start of each stage), Python {machine['python']}, "
+            f"warm-up {settings['warmup']}, median of ≥ {settings['repeats']} timed runs (more until they "
+            f"add up to {settings.get('min_time_s', 0)} s), total {data['wall_s'] / 60:.1f} min. "
+            f"Headline figures: {view_label(t)}." + _others_line(t))
+
+
+def _time_sections(t, label, medians=True) -> list:
+    others = [c for c in t.contenders if c not in (BASE, FLOOR)]
+    out = ["", f"## Forward + backward time relative to lossfns (torch eager), {label}", "",
+           "Each cell: contender median / lossfns median for the same loss and case (below 1: faster "
+           "than lossfns). `lossfns / floor`: lossfns over `(p * t).sum()` forward + backward.", ""]
+    rows = [(c, l, _ms(t.median.get((c, l, BASE))), _x(t.floor_ratio(c, l)),
+             *(_x(t.ratio(c, l, k)) for k in others)) for c, l in t.rows()]
+    out.append(_table(["case", "loss", "lossfns ms", "lossfns / floor", *others], rows))
+    if not medians:
+        return out
+    out += ["", f"## Median times (ms), {label}", ""]
+    rows = [(c, l, *(_ms(t.median.get((c, l, k))) for k in t.contenders if k != FLOOR)) for c, l in t.rows()]
+    out.append(_table(["case", "loss", *(k for k in t.contenders if k != FLOOR)], rows))
+    floors = [f"{c} {_ms(t.median.get((c, FLOOR, FLOOR)))} ms" for c in t.cases if (c, FLOOR, FLOOR) in t.median]
+    if floors:
+        out += ["", "Floor `(p * t).sum()` forward + backward: " + ", ".join(floors) + "."]
+    return out
+
+
+def scaling_table(t, one) -> str:
+    """lossfns' wall time with the headline's threads against one thread, per case and loss."""
+    threads = {case: t.threads_used.get((case, BASE)) for case in t.cases}
+    rows = []
+    for case, loss in t.rows():
+        many, single = t.wall.get((case, loss, BASE)), one.wall.get((case, loss, BASE))
+        if many is not None and single is not None and threads[case]:
+            rows.append((case, loss, _ms(single), threads[case], _ms(many), _x(many / single)))
+    header = ["case", "loss", "1 thread ms", "threads", "default threads ms", "default / 1 thread"]
+    return _table(header, rows) if rows else ""
+
+
+def _overhead_sections(data) -> list:
+    rows = overhead_rows(data)
+    if not rows:
+        return []
+    current = data["overhead"]["current"]
+    out = ["", "## Per-call overhead (tiny inputs, one thread)", "",
+           f"Logits {current['shape']} channels-first, labels {current['labels']}, one thread; lossfns' torch "
+           "modules (`from_logits=True`) against MONAI's (`softmax=True, to_onehot_y=True`). One step: clone "
+           "the logits with `requires_grad`, forward, backward. Median wall time per step over "
+           f"{current['repeats']} blocks of {current['steps_per_block']} steps (lossfns' and MONAI's blocks "
+           "alternate), with the range over the blocks; aten ops: top-level `aten::` operations per step "
+           "(torch.profiler).", "", overhead_table(data)]
+    if any(row["before"] for row in rows):
+        out += ["", "## Aten operations per step, before and after", "",
+                "`before`: the library before the one-call, one-pass changes, measured by the same script "
+                "(its source revision is in `results.json`).", "", before_after_table(data)]
+    return out
+
+
+def overhead_table(data) -> str:
+    rows = []
+    for row in overhead_rows(data):
+        ours, monai = row["lossfns"] or {}, row["monai"] or {}
+        rows.append((row["loss"], _timing(ours), _timing(monai), _x(median_ratio(ours, monai)),
+                     spread(row["pair_ratios"]), _ops(ours), _ops(monai)))
+    header = ["loss", "lossfns µs", "MONAI µs", "lossfns / MONAI", "per-block range", "lossfns aten ops",
+              "MONAI aten ops"]
+    return _table(header, rows)
+
+
+def before_after_table(data) -> str:
+    rows = []
+    for row in overhead_rows(data):
+        before, after, monai = row["before"] or {}, row["lossfns"] or {}, row["monai"] or {}
+        rows.append((row["loss"], _ops(before), _ops(after), _ops(monai), _timing(before), _timing(after)))
+    return _table(["loss", "aten ops before", "aten ops after", "MONAI aten ops", "µs before", "µs after"], rows)
+
+
+def _timing(entry) -> str:
+    if not entry:
+        return "—"
+    return f"{_us(entry['median_wall_s'])} ({_us(entry['min_wall_s'])}–{_us(entry['max_wall_s'])})"
+
+
+def _ops(entry) -> str:
+    return "—" if not entry else f"{entry['aten_ops']:.0f}"
+
+
+def _targets_section(data) -> list:
+    found = targets(data)
+    out = ["", "## Performance targets", ""]
+    if not found:
+        return out + ["No target could be evaluated from the selected cases and contenders."]
+    rows = [(f["target"], f["case"], f["loss"], f"{f['value']:.2f}", f"≤ {f['goal']}",
+             "met" if f["met"] else "**missed**", f["detail"]) for f in found]
+    return out + [_table(["target", "case", "loss", "measured", "goal", "result", "detail"], rows)]
 
 
 def _memory_methods(data):
@@ -255,34 +256,55 @@ def plot(data, path: Path):
     plt.close(fig)
 
 
-#: Columns of the summary table on the docs' performance page: (header, contender).
+#: Columns of the ratio tables on the docs' performance page: (header, contender).
 TABLE_COLUMNS = (("compiled", "lossfns_compile"), ("JAX jit", "lossfns_jax"), ("TF function", "lossfns_tf"),
                  ("MONAI", "monai"), ("smp", "smp"), ("naive", "naive"))
 
 
 def performance_tables(data) -> str:
     """The performance tables of the docs (``docs/guides/performance.md``), generated from one
-    run: every float32 case and loss with its ratios, then each target with how often it is
-    met. The docs build draws them from ``results.json``; ``--report-only --readme`` prints
-    them (the flag is named after the README, where they were shown first)."""
-    t = Table(data)
+    run: the headline ratios (every float32 case and loss), the one-thread view, the thread
+    scaling, the per-call overhead and its operations before and after, then each target with
+    how often it is met. The docs build draws them from ``results.json``; ``--report-only
+    --readme`` prints them (the flag is named after the README, where they were shown first)."""
+    t, one = Table(data, HEADLINE), Table(data, ONE_THREAD)
+    parts = [f"**Headline: {view_label(t)}.**", _ratio_table(t)]
+    if one.median:
+        parts += [f"**Second view: {view_label(one)}.**", _ratio_table(one)]
+    scaling = scaling_table(t, one)
+    if scaling:
+        parts += ["**Thread scaling: lossfns (torch eager), wall clock.**", scaling]
+    if overhead_rows(data):
+        parts += ["**Per-call overhead: logits [2, 4, 8, 8, 8] channels-first, int64 labels, one thread; "
+                  "median µs per step (range over the blocks).**", overhead_table(data)]
+        if any(row["before"] for row in overhead_rows(data)):
+            parts += ["**Top-level aten operations per step, before and after the one-call, one-pass "
+                      "changes.**", before_after_table(data)]
+    parts += ["**Performance targets.**", _target_summary(data)]
+    return "\n\n".join(parts) + "\n"
+
+
+def _ratio_table(t) -> str:
+    columns = [(name, c) for name, c in TABLE_COLUMNS if c in t.contenders]
     rows = []
     for case, loss in t.rows():
         if case.endswith("_bf16") or loss == FLOOR:
             continue
         rows.append([case, loss, _ms(t.median.get((case, loss, BASE))), _x(t.floor_ratio(case, loss))]
-                    + [_x(t.ratio(case, loss, contender)) for _, contender in TABLE_COLUMNS])
-    header = ["case", "loss", "lossfns ms", "lossfns / floor"] + [f"{name} / lossfns" for name, _ in TABLE_COLUMNS]
+                    + [_x(t.ratio(case, loss, contender)) for _, contender in columns])
+    header = ["case", "loss", "lossfns ms", "lossfns / floor"] + [f"{name} / lossfns" for name, _ in columns]
+    return _table(header, rows)
+
+
+def _target_summary(data) -> str:
     by_target = {}
     for found in targets(data):
         by_target.setdefault(found["target"], []).append(found)
     summary = []
     for target, found in by_target.items():
         best, worst = min(found, key=lambda f: f["value"]), max(found, key=lambda f: f["value"])
-        summary.append([target, f"{sum(f['met'] for f in found)} of {len(found)}",
-                        _where(best), _where(worst)])
-    return "\n\n".join([_table(header, rows),
-                         _table(["target", "met", "best", "worst"], summary)]) + "\n"
+        summary.append([target, f"{sum(f['met'] for f in found)} of {len(found)}", _where(best), _where(worst)])
+    return _table(["target", "met", "best", "worst"], summary)
 
 
 # The names the command line (``--readme``) and older callers use.

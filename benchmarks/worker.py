@@ -42,6 +42,7 @@ import traceback
 
 import numpy as np
 
+from . import machine
 from .cases import Case, channels_first, get_case, get_loss, make_arrays
 from .contenders import CONTENDERS, missing_requirement
 
@@ -196,8 +197,13 @@ def cuda_clock(step) -> float:
     return start.elapsed_time(end) / 1e3
 
 
+#: Steps are timed in chunks of at least this many seconds, the unit a quiet-machine check
+#: keeps or drops (/proc/stat counts CPU time in 10 ms ticks: shorter chunks read as noise).
+CHUNK_S = 0.1
+
+
 def time_step(step, warmup: int, repeats: int, min_time: float = 0.0, max_repeats: int = 100,
-              device_clock=host_clock) -> tuple[list[float], list[float], list[float]]:
+              device_clock=host_clock, gate=None) -> tuple[list[float], list[float], list[float]]:
     """Wall-clock, process CPU and device durations of timed steps after ``warmup`` untimed ones.
 
     At least ``repeats`` steps are timed, and more (up to ``max_repeats``) until they add up
@@ -205,15 +211,28 @@ def time_step(step, warmup: int, repeats: int, min_time: float = 0.0, max_repeat
     of this process) is the robust figure on a shared machine: time spent waiting for a core
     that another process holds is not counted. On a GPU only the device time means anything:
     :func:`cuda_clock` for torch, the wall clock up to ``block_until_ready`` for JAX.
+    ``gate`` (a :class:`machine.QuietGate`) drops chunks of steps timed while other processes
+    held the CPUs, which inflates the wall clock, most of all with several threads.
     """
     for _ in range(warmup):
         device_clock(step)
     wall, cpu, device = [], [], []
-    while len(wall) < repeats or (sum(wall) < min_time and len(wall) < max_repeats):
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        device.append(device_clock(step))
-        wall.append(time.perf_counter() - start_wall)
-        cpu.append(time.process_time() - start_cpu)
+
+    def more(count, seconds):  # are more steps wanted after ``count`` taking ``seconds``?
+        return (count < repeats or seconds < min_time) and count < max_repeats
+
+    while more(len(wall), sum(wall)):
+        chunk, chunk_s = [], 0.0
+        with machine.OtherLoad() as load:
+            while (not chunk or chunk_s < CHUNK_S) and more(len(wall) + len(chunk), sum(wall) + chunk_s):
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
+                measured = device_clock(step)
+                chunk.append((time.perf_counter() - start_wall, time.process_time() - start_cpu, measured))
+                chunk_s += chunk[-1][0]
+        if gate is None or gate.keep(load, chunk_s):
+            wall += [c[0] for c in chunk]
+            cpu += [c[1] for c in chunk]
+            device += [c[2] for c in chunk]
     return wall, cpu, device
 
 
@@ -289,12 +308,17 @@ class CudaPeak:
 # -- the run -------------------------------------------------------------------------------------
 
 def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats=3,
-        device="cpu", memory=True, threads=0, min_time=0.0) -> dict:
-    """Measure ``contender`` on ``case`` for each loss; returns a JSON-ready dict."""
+        device="cpu", memory=True, threads=0, min_time=0.0, quiet_wait=0.0) -> dict:
+    """Measure ``contender`` on ``case`` for each loss; returns a JSON-ready dict.
+
+    ``quiet_wait``: seconds to wait, at most, for other processes to leave the CPUs before
+    timing (see :func:`machine.wait_until_quiet`); each loss records the share of the CPUs
+    other processes took while it was timed (``other_cpu_share``).
+    """
     case = get_case(case_name, quick=quick)
     contender = CONTENDERS[contender_name]
     record = {"case": case.name, "contender": contender.name, "framework": contender.framework,
-              "device": device, "results": []}
+              "device": device, "threads": threads, "results": []}
     pin_jax_platform(device)
     reason = missing_requirement(contender) or device_problem(contender.framework, device)
     if reason is not None:
@@ -304,6 +328,8 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
     make_inputs, make_step = FRAMEWORKS[contender.framework]
     inputs = make_inputs(case, make_arrays(case), device)
     clock = cuda_clock if contender.framework == "torch" and device.startswith("cuda") else host_clock
+    record["waited_for_quiet_s"] = machine.wait_until_quiet(quiet_wait)
+    gate = machine.QuietGate(quiet_wait)  # with no budget it keeps every chunk and only measures
     steps = {}
     for name in (n for n in loss_names if n in contender.losses):
         loss = None if name == FLOOR else get_loss(name)
@@ -312,8 +338,10 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
             x = inputs.prediction(loss)
             objective = contender.objective(loss, inputs)
             step = make_step(objective, x, inputs.target)
+            dropped = gate.new_figure()
             entry["wall_s"], entry["cpu_s"], entry["device_s"] = time_step(
-                step, warmup, repeats, min_time, device_clock=clock)
+                step, warmup, repeats, min_time, device_clock=clock, gate=gate)
+            entry["other_cpu_share"], entry["chunks_dropped_for_load"] = gate.other_share, gate.dropped - dropped
             for clock_name in ("wall", "cpu", "device"):
                 entry[f"median_{clock_name}_s"] = statistics.median(entry[f"{clock_name}_s"])
             if getattr(objective, "note", None):
@@ -332,6 +360,7 @@ def run(case_name, contender_name, loss_names, *, quick=False, warmup=1, repeats
             if entry["loss"] in steps:
                 entry["peak_mb"] = meter.measure(steps[entry["loss"]])
     record["versions"] = _framework_versions(contender.framework)
+    record["threads_used"] = threads_used(contender.framework, threads)
     return record
 
 
@@ -413,6 +442,29 @@ def _limit_threads(framework: str, threads: int):
             pass
 
 
+def threads_used(framework: str, requested: int) -> dict:
+    """The intra-op thread count the framework ran with, and where the figure comes from.
+
+    ``requested`` 0 leaves each framework its default; the report labels its views with
+    these counts, so that "default" always says how many threads that was on this machine.
+    """
+    if framework == "torch":
+        import torch
+
+        return {"intra_op": torch.get_num_threads(), "source": "torch.get_num_threads()"}
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        value = tf.config.threading.get_intra_op_parallelism_threads()
+        if value:
+            return {"intra_op": value, "source": "tf.config.threading"}
+        # 0 means TensorFlow's default, one thread per core.
+        return {"intra_op": os.cpu_count(), "source": "TensorFlow default (one per core)"}
+    if requested > 0:
+        return {"intra_op": requested, "source": "XLA_FLAGS intra_op_parallelism_threads"}
+    return {"intra_op": os.cpu_count(), "source": "XLA default (one per core)"}
+
+
 def _framework_versions(framework):
     module = sys.modules.get(framework)
     return {framework: getattr(module, "__version__", "?")} if module else {}
@@ -442,11 +494,13 @@ def main(argv=None):
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--min-time", type=float, default=0.0)
+    parser.add_argument("--quiet-wait", type=float, default=0.0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     record = run(args.case, args.contender, args.losses.split(","), quick=args.quick,
                  warmup=args.warmup, repeats=args.repeats, device=args.device,
-                 memory=not args.no_memory, threads=args.threads, min_time=args.min_time)
+                 memory=not args.no_memory, threads=args.threads, min_time=args.min_time,
+                 quiet_wait=args.quiet_wait)
     with open(args.out, "w") as out:
         json.dump(record, out)
 

@@ -208,6 +208,23 @@ def test_merge_keeps_both_thread_views_and_the_earlier_overhead():
     assert set(merged["overhead"]) == {"before", "current"}
 
 
+def test_merge_of_other_losses_keeps_the_earlier_losses_of_a_record():
+    # Regression: a --merge stage of other losses (wasserstein_dice, topk) on a case and
+    # contender already timed replaced the record and dropped its dice figures.
+    def run(records):
+        return {"settings": {"quick": True, "threads": 0}, "records": records, "wall_s": 1.0,
+                "command": "c", "stages": []}
+
+    old = run([_record("3d", "lossfns_torch", "dice", 1.0)])
+    new = run([_record("3d", "lossfns_torch", "topk", 2.0)])
+    merged = cli.merge(old, new)
+    (record,) = merged["records"]
+    assert [r["loss"] for r in record["results"]] == ["dice", "topk"]
+    again = cli.merge(merged, run([_record("3d", "lossfns_torch", "dice", 3.0)]))
+    (record,) = again["records"]
+    assert sorted((r["loss"], r["median_wall_s"]) for r in record["results"]) == [("dice", 3.0), ("topk", 2.0)]
+
+
 def test_overhead_case_counts_top_level_aten_ops(tmp_path):
     import torch
 
