@@ -187,6 +187,7 @@ def _list_rows():
                 "alias_of": None if name == spec.name else spec.name,
                 "family": spec.family,
                 "hyperparameters": spec.defaults,
+                "required": list(spec.required),
                 "options": spec.options,
                 "keras": class_name,
                 "torch": class_name,
@@ -202,7 +203,8 @@ def command_list(args) -> int:
     table = []
     for row in rows:
         name = row["name"] + (f" (alias of {row['alias_of']})" if row["alias_of"] else "")
-        hyper = ", ".join(f"{k}={v!r}" for k, v in row["hyperparameters"].items()) or "—"
+        hyper = ", ".join([*(f"{k} (required)" for k in row["required"]),
+                           *(f"{k}={v!r}" for k, v in row["hyperparameters"].items())]) or "—"
         table.append([name, row["family"], hyper, row["keras"], row["torch"], row["jax"]])
     print(format_table(["loss", "family", "hyperparameters (defaults)", "Keras class", "torch class",
                         "JAX function"], table))

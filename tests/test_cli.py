@@ -111,6 +111,7 @@ def test_list_json_covers_registry_and_aliases():
             row = rows.pop(name)
             assert row["family"] == spec.family
             assert row["hyperparameters"] == spec.defaults
+            assert row["required"] == list(spec.required)
             assert row["keras"] == row["torch"] == class_name
             assert row["jax"] == name
             assert row["alias_of"] == (None if name == spec.name else spec.name)
@@ -124,6 +125,8 @@ def test_list_table_has_a_row_per_loss_and_alias():
     rows = parse_table(result.stdout)
     assert rows["dice_loss (alias of f1_loss)"]["Keras class"] == "DiceLoss"
     assert rows["tversky_loss"]["hyperparameters (defaults)"] == "alpha=0.3, beta=0.7, epsilon=1e-05"
+    assert rows["generalized_wasserstein_dice_loss"]["hyperparameters (defaults)"] == (
+        "distance_matrix (required), weighting='default', epsilon=1e-05")
     assert rows["categorical_focal_loss"]["torch class"] == "CategoricalFocalLoss"
     assert len(rows) == len(registry.LOSSES) + sum(len(s.aliases) for s in registry.LOSSES)
 
