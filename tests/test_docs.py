@@ -62,6 +62,14 @@ def _family_page(site, spec) -> str:
     return (site / "losses" / f"{spec.family.replace('_', '-')}.html").read_text()
 
 
+def test_no_page_shows_a_missing_default(site):
+    """Regression: a required hyperparameter (distance_matrix) showed its signature's
+    sentinel, ``<class 'inspect._empty'>``, as its default in the loss tables."""
+    for page in site.rglob("*.html"):
+        assert "inspect._empty" not in page.read_text(), page.name
+    assert "(required)" in (site / "losses" / "index.html").read_text()
+
+
 def test_every_registered_loss_has_a_section_formula_and_figure(site):
     for spec in registry.LOSSES:
         page = _family_page(site, spec)

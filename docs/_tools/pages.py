@@ -114,7 +114,8 @@ def loss_section(spec) -> str:
         parts.append(f"**When to use:** {when} See also [choosing a loss][choosing].\n")
 
     if spec.hyperparameters:
-        rows = [f"| `{h.name}` | {_code(h.default)} | {_check_range(h)} |" for h in spec.hyperparameters]
+        rows = [f"| `{h.name}` | {'required' if h.default is registry.REQUIRED else _code(h.default)} "
+                f"| {_check_range(h)} |" for h in spec.hyperparameters]
         parts.append("| hyperparameter | default | accepts |\n| --- | --- | --- |\n" + "\n".join(rows) + "\n")
     else:
         parts.append("No hyperparameters.\n")
@@ -160,7 +161,8 @@ def family_page(family: str) -> str:
 def index_page() -> str:
     rows = []
     for spec in registry.LOSSES:
-        hyper = ", ".join(f"`{h.name}={h.default!r}`" for h in spec.hyperparameters) or "—"
+        hyper = ", ".join(f"`{h.name}` (required)" if h.default is registry.REQUIRED else f"`{h.name}={h.default!r}`"
+                          for h in spec.hyperparameters) or "—"
         page = f"{family_slug(spec.family)}.md#{spec.name}"
         names = ", ".join(f"`{n}`" for n in registry.class_names(spec))
         value = catalogue.FORMULAS.get(spec.name, "see its section")
