@@ -403,7 +403,8 @@ def _why_not(spec, from_logits, targets) -> str:
 
     These losses would accept the arrays and return a number that means nothing, so the
     core cannot be left to reject them: probabilities read as logits, labels as distances
-    or as skeletons. ``targets`` holds the target kinds available beyond the labels.
+    or as skeletons. ``targets`` holds what was given beyond the labels: target kinds
+    (``distance_maps``, ``skeletons``) and required hyperparameters (``distance_matrix``).
     """
     if spec.logits_only and from_logits is False:
         return "takes logits only: pass --from-logits if --y-pred holds logits (not computed from probabilities)"
@@ -415,12 +416,13 @@ def _why_not(spec, from_logits, targets) -> str:
                 "--skeletons-from-labels (needs scikit-image)")
     for name in spec.required:
         if name not in targets:
-            return f"needs {name}: give it with {_REQUIRED_OPTIONS[name]} FILE (a C × C array of class distances)"
+            option, what = _REQUIRED_OPTIONS[name]
+            return f"needs {name}: give it with {option} FILE ({what})"
     return ""
 
 
-#: The eval option that gives each required hyperparameter of a loss.
-_REQUIRED_OPTIONS = {"distance_matrix": "--distance-matrix"}
+#: The eval option that gives each required hyperparameter of a loss, and what it holds.
+_REQUIRED_OPTIONS = {"distance_matrix": ("--distance-matrix", "a C × C array of class distances")}
 
 
 def _given_targets(args) -> set:
@@ -445,7 +447,8 @@ def _refuse_unusable(names, args) -> None:
 def _evaluate(names, y_true, y_pred, options, targets):
     """``(results, skipped)``: per-sample values and mean of each loss, or why it was skipped.
 
-    ``targets`` maps the target kinds given besides the labels to their arrays.
+    ``targets`` maps what was given besides the labels (target kinds, required
+    hyperparameters) to its array.
     """
     results, skipped = {}, {}
     for name in names or [spec.name for spec in registry.LOSSES]:
@@ -556,8 +559,7 @@ def _distance_maps(args, names, y_true, y_pred):
 
     Only when a selected loss takes them: the distance transform of a large volume is slow.
     """
-    selected = [registry.get(name) for name in names] if names else registry.LOSSES
-    if not any(spec.target_kind == "distance_maps" for spec in selected):
+    if not _selected_take(names, "distance_maps"):
         return None
     if args.distance_maps:
         return _read_distance_maps(args, y_pred)
@@ -566,10 +568,15 @@ def _distance_maps(args, names, y_true, y_pred):
     return None
 
 
+def _selected_take(names, kind: str) -> bool:
+    """Whether a loss named in --losses (every loss without it) takes targets of ``kind``."""
+    selected = [registry.get(name) for name in names] if names else registry.LOSSES
+    return any(spec.target_kind == kind for spec in selected)
+
+
 def _skeletons_from_labels(args, names, y_true, y_pred):
     """The labels' tubed skeletons (class indices) when asked for and a selected loss takes them."""
-    selected = [registry.get(name) for name in names] if names else registry.LOSSES
-    if not args.skeletons_from_labels or not any(spec.target_kind == "skeletons" for spec in selected):
+    if not args.skeletons_from_labels or not _selected_take(names, "skeletons"):
         return None
     from .skeleton import tubed_skeletons
 
